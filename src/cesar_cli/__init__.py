@@ -1,0 +1,1 @@
+"""The ``cesar`` command line."""

@@ -1,0 +1,71 @@
+"""The ``cesar`` command group and how every command reports failure.
+
+Exit codes: 0 success, 1 a failure (bad audio, missing model, engine error), 2 a usage error
+(unknown option, invalid value). Failures print one line that says what went wrong and what
+to do; ``--verbose`` adds the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from cesar_core import CesarError, InvalidOptionsError, __version__
+
+
+class CesarGroup(click.Group):
+    """A click group that turns library errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidOptionsError as exc:
+            raise click.UsageError(str(exc)) from None
+        except CesarError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            if logging.getLogger("cesar_core").isEnabledFor(logging.DEBUG):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc}. Rerun with --verbose for the "
+                "traceback, and report it if it persists."
+            ) from None
+
+
+@click.group(cls=CesarGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="cesar")
+def cli() -> None:
+    """Cesar: offline speech-to-text with faster-whisper.
+
+    Transcribe files directly with `cesar transcribe`, list the models available offline with
+    `cesar models`. Settings come from CESAR_* environment variables (see docs/settings.md).
+    """
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Library logs to stderr: errors only by default, info with -v, debug with -vv."""
+    level = logging.ERROR if quiet or not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("cesar_core", "faster_whisper"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def _register() -> None:
+    from . import models, transcribe
+
+    cli.add_command(transcribe.transcribe)
+    cli.add_command(models.models)
+
+
+_register()

@@ -1,0 +1,228 @@
+"""``cesar transcribe FILE...``: transcribe files directly, without the job queue."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from cesar_core import (
+    FORMATS,
+    CesarError,
+    Device,
+    Settings,
+    Task,
+    Transcript,
+    WhisperTranscriber,
+    make_options,
+    render,
+)
+from cesar_core.transcript import COMPUTE_TYPES, LANGUAGE_CODES
+from cesar_core.transcription.audio import probe_duration
+
+from .main import configure_logging
+from .progress import progress_bar, wanted
+
+
+def _language(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None or value.lower() == "auto":
+        return None
+    if value.lower() not in LANGUAGE_CODES:
+        raise click.BadParameter(
+            f"unknown language code {value!r}; use a code such as en, fr, es, de, or auto."
+        )
+    return value.lower()
+
+
+def _output_plan(
+    files: tuple[Path, ...], output: str | None, fmt: str
+) -> list[tuple[Path, Path | None]]:
+    """Pair each input with its output file (None means stdout)."""
+    if output is None or output == "-":
+        if len(files) > 1:
+            raise click.UsageError(
+                "several input files need an output directory: add -o DIR "
+                "(each FILE is written to DIR/FILE-STEM.FORMAT)."
+            )
+        return [(files[0], None)]
+    target = Path(output)
+    as_dir = len(files) > 1 or target.is_dir() or output.endswith(("/", os.sep))
+    if not as_dir:
+        return [(files[0], target)]
+    if target.exists() and not target.is_dir():
+        raise click.UsageError(f"-o {output} is a file, but several inputs need a directory.")
+    stems = [f.stem for f in files]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise click.UsageError(
+            f"several inputs share the name {clashes[0]!r}, so their outputs would overwrite "
+            "each other in one directory; transcribe them in separate runs."
+        )
+    return [(f, target / f"{f.stem}.{fmt}") for f in files]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write beside ``path`` and rename, so a failure never leaves half a transcript."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Write to this file (one input) or directory (several inputs). Default: stdout.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format. Default: from the -o extension, else txt.",
+)
+@click.option("-m", "--model", help="Model name or directory (see `cesar models`). [CESAR_MODEL]")
+@click.option(
+    "-l",
+    "--language",
+    callback=_language,
+    help="Spoken language code (en, fr, ...). Default: detected from the audio.",
+)
+@click.option(
+    "--task",
+    type=click.Choice([t.value for t in Task]),
+    default=Task.TRANSCRIBE.value,
+    show_default=True,
+    help="translate writes English text whatever the spoken language (multilingual models).",
+)
+@click.option("--word-timestamps", is_flag=True, help="Time every word (json and tsv show them).")
+@click.option(
+    "--vad/--no-vad",
+    "vad_filter",
+    default=False,
+    show_default=True,
+    help="Skip non-speech with the Silero voice activity detector.",
+)
+@click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 1),
+    help="Sampling temperature. Default: whisper's fallback from 0.0 up to 1.0.",
+)
+@click.option("--initial-prompt", metavar="TEXT", help="Text that primes vocabulary and style.")
+@click.option("--clip-start", type=click.FloatRange(min=0), metavar="SECONDS")
+@click.option("--clip-end", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@click.option(
+    "--device",
+    type=click.Choice([d.value for d in Device]),
+    default=Device.AUTO.value,
+    show_default=True,
+)
+@click.option(
+    "--compute-type",
+    type=click.Choice(sorted(COMPUTE_TYPES)),
+    default="auto",
+    show_default=True,
+    help="auto is int8 on the CPU and float16 on CUDA.",
+)
+@click.option(
+    "--cpu-threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="0 picks half the cores (1 to 4); see docs/performance.md.",
+)
+@click.option("--batched", is_flag=True, help="Decode several windows at once (faster on GPUs).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--allow-download",
+    is_flag=True,
+    default=None,
+    help="Let a model missing offline be downloaded from the hub. [CESAR_ALLOW_DOWNLOAD]",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
+@click.option("-v", "--verbose", count=True, help="Log what happens (-vv for debug).")
+def transcribe(
+    files: tuple[Path, ...],
+    output: str | None,
+    fmt: str | None,
+    allow_download: bool | None,
+    quiet: bool,
+    verbose: int,
+    **options: object,
+) -> None:
+    """Transcribe FILE... (any format FFmpeg reads: wav, flac, mp3, m4a, ogg, opus, mp4).
+
+    \b
+    Examples:
+      cesar transcribe talk.mp3
+      cesar transcribe talk.mp3 -o talk.srt
+      cesar transcribe *.m4a -o transcripts/ -f vtt --language fr --model base
+
+    When several files are given and one fails, the others are still transcribed and the
+    command exits with status 1.
+    """
+    configure_logging(verbose, quiet)
+    if fmt is None:
+        suffix = Path(output).suffix.lstrip(".").lower() if output else ""
+        fmt = suffix if suffix in FORMATS else "txt"
+    plan = _output_plan(files, output, fmt)
+    settings = Settings.load(allow_download=allow_download)
+    opts = make_options(settings, **options)
+    transcriber = WhisperTranscriber(settings)
+    failures = 0
+    for source, target in plan:
+        try:
+            transcript = _transcribe_one(transcriber, source, opts, quiet, verbose)
+        except CesarError as exc:
+            if len(plan) == 1:
+                raise
+            failures += 1
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        text = render(transcript, fmt)
+        if target is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            _write_atomically(target, text)
+            if verbose:
+                click.echo(f"wrote {target}", err=True)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(plan)} files failed (see above).")
+
+
+def _transcribe_one(
+    transcriber: WhisperTranscriber, source: Path, opts: object, quiet: bool, verbose: int
+) -> Transcript:
+    from cesar_core import TranscribeOptions
+
+    assert isinstance(opts, TranscribeOptions)
+    started = time.perf_counter()
+    duration = probe_duration(source) if wanted(quiet) else None
+    with progress_bar(source.name, duration, wanted(quiet)) as callback:
+        transcript = transcriber.transcribe(source, opts, progress=callback)
+    if not quiet:
+        for warning in transcript.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+    if verbose:
+        elapsed = time.perf_counter() - started
+        speed = transcript.duration / elapsed if elapsed else 0.0
+        click.echo(
+            f"{source}: {transcript.duration:.1f} s of {transcript.language} audio in "
+            f"{elapsed:.1f} s ({speed:.1f}x realtime) with {transcript.model}",
+            err=True,
+        )
+    return transcript

@@ -1,0 +1,93 @@
+"""Settings from ``CESAR_*`` environment variables over an optional TOML file.
+
+One place reads the environment so that the CLI, the HTTP server and scripts agree on where
+data lives and which model is the default. Precedence: explicit arguments (the CLI's flags),
+then environment variables, then the TOML file (``CESAR_CONFIG``, or ``cesar.toml`` in the
+user config directory), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import platformdirs
+from attrs import frozen
+
+from .errors import InvalidOptionsError
+from .transcript import DEFAULT_MODEL
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidOptionsError(f"{name} must be true or false, not {value!r}.")
+
+
+@frozen(kw_only=True)
+class Settings:
+    """Where Cesar keeps its files and what it may do without being asked."""
+
+    #: Jobs, the default SQLite store and stored audio (``CESAR_DATA_DIR``).
+    data_dir: Path = attrs.field(
+        factory=lambda: Path(platformdirs.user_data_dir("cesar")), converter=Path
+    )
+    #: Assembled and downloaded models (``CESAR_CACHE_DIR``); safe to delete.
+    cache_dir: Path = attrs.field(
+        factory=lambda: Path(platformdirs.user_cache_dir("cesar")), converter=Path
+    )
+    #: The model used when a request names none (``CESAR_MODEL``).
+    model: str = DEFAULT_MODEL
+    #: Whether a model may be fetched from the Hugging Face hub (``CESAR_ALLOW_DOWNLOAD``).
+    #: Off by default: Cesar never touches the network for weights unless told to.
+    allow_download: bool = False
+
+    @property
+    def models_dir(self) -> Path:
+        """Models Cesar assembled or downloaded, one directory per model name."""
+        return self.cache_dir / "models"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the TOML file and the environment; ``overrides`` that are not None win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config = env.get("CESAR_CONFIG")
+        path = Path(config) if config else Path(platformdirs.user_config_dir("cesar")) / "cesar.toml"
+        if path.is_file():
+            try:
+                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            except tomllib.TOMLDecodeError as exc:
+                raise InvalidOptionsError(
+                    f"The config file {path} is not valid TOML: {exc}.",
+                    hint="Fix it or point CESAR_CONFIG at another file.",
+                ) from None
+        elif config:
+            raise InvalidOptionsError(f"CESAR_CONFIG names {path}, which does not exist.")
+        known = {a.name for a in attrs.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidOptionsError(
+                f"Unknown setting(s) in {path}: {', '.join(unknown)}.",
+                hint=f"Known settings: {', '.join(sorted(known))}.",
+            )
+        for name in known:
+            env_value = env.get(f"CESAR_{name.upper()}")
+            if env_value is not None:
+                values[name] = env_value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "allow_download" in values:
+            values["allow_download"] = _as_bool("allow_download", values["allow_download"])
+        return cls(**values)

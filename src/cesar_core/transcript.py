@@ -1,0 +1,199 @@
+"""The domain model of a transcription: what was asked for and what came back.
+
+These are frozen attrs classes so that a result can be shared between threads (a worker
+thread produces it, the event loop serialises it) without copies or locks. They turn into
+JSON-ready dicts only through :mod:`cesar_core.convert`, so the wire shape is defined once.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from .errors import InvalidOptionsError, UnsupportedLanguageError
+
+#: The model used when none is named: English ``tiny.en``, carried by a core dependency.
+#: Chosen in ``bench/models.py``: about 3x faster than ``base`` on a 2-core CPU at a similar
+#: English word error rate, and the only model a plain ``pip install cesar`` brings.
+DEFAULT_MODEL = "tiny.en"
+
+
+class Task(enum.StrEnum):
+    """What to do with the speech: write it down, or write it down in English."""
+
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class Device(enum.StrEnum):
+    """Where the model runs; ``auto`` picks CUDA when CTranslate2 sees a GPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+#: CTranslate2 compute types, plus ``auto`` (int8 on CPU, float16 on CUDA).
+COMPUTE_TYPES = frozenset(
+    {
+        "auto",
+        "default",
+        "int8",
+        "int8_float32",
+        "int8_float16",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+    }
+)
+
+
+def _language_codes() -> frozenset[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the list whisper was trained on
+
+    return frozenset(_LANGUAGE_CODES)
+
+
+LANGUAGE_CODES = _language_codes()
+
+
+def _check_language(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and value not in LANGUAGE_CODES:
+        raise UnsupportedLanguageError(
+            f"Unknown language code {value!r}.",
+            hint="Use a two-letter code such as 'en', 'fr' or 'es', or leave the language unset "
+            "to detect it.",
+        )
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise InvalidOptionsError(f"{attribute.name} must be greater than 0, not {value}.")
+
+
+def _not_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise InvalidOptionsError(f"{attribute.name} must be 0 or more, not {value}.")
+
+
+def _check_compute_type(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in COMPUTE_TYPES:
+        raise InvalidOptionsError(
+            f"Unknown compute type {value!r}.",
+            hint=f"Choose one of: {', '.join(sorted(COMPUTE_TYPES))}.",
+        )
+
+
+def _check_temperature(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise InvalidOptionsError(f"temperature must be between 0 and 1, not {value}.")
+
+
+def _enum_converter(kind: type[enum.StrEnum]) -> Any:
+    def convert(value: Any) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            choices = ", ".join(member.value for member in kind)
+            raise InvalidOptionsError(
+                f"Unknown {kind.__name__.lower()} {value!r}.", hint=f"Choose one of: {choices}."
+            ) from None
+
+    return convert
+
+
+def default_cpu_threads() -> int:
+    """Half the logical cores, at least 1 and at most 4.
+
+    Measured in ``bench/transcribe.py``: on small machines the second hardware thread of a
+    core slows int8 decoding down, and past 4 threads a single stream gains almost nothing.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@frozen(kw_only=True)
+class TranscribeOptions:
+    """Every knob of one transcription. Invalid values raise :class:`InvalidOptionsError`."""
+
+    model: str = DEFAULT_MODEL
+    language: str | None = field(default=None, validator=_check_language)
+    task: Task = field(default=Task.TRANSCRIBE, converter=_enum_converter(Task))
+    word_timestamps: bool = False
+    vad_filter: bool = False
+    beam_size: int = field(default=5, validator=_positive)
+    #: ``None`` keeps whisper's fallback schedule (0.0, 0.2, ... 1.0 on failed decodes).
+    temperature: float | None = field(default=None, validator=_check_temperature)
+    initial_prompt: str | None = None
+    clip_start: float | None = field(default=None, validator=_not_negative)
+    clip_end: float | None = field(default=None, validator=_positive)
+    device: Device = field(default=Device.AUTO, converter=_enum_converter(Device))
+    compute_type: str = field(default="auto", validator=_check_compute_type)
+    #: 0 means :func:`default_cpu_threads`.
+    cpu_threads: int = field(default=0, validator=_not_negative)
+    batched: bool = False
+    batch_size: int = field(default=8, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.model.strip():
+            raise InvalidOptionsError("The model name is empty.", hint="Run `cesar models`.")
+        if (
+            self.clip_start is not None
+            and self.clip_end is not None
+            and self.clip_end <= self.clip_start
+        ):
+            raise InvalidOptionsError(
+                f"clip_end ({self.clip_end}) must be after clip_start ({self.clip_start})."
+            )
+
+
+@frozen(kw_only=True)
+class Word:
+    """One word with its timing in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@frozen(kw_only=True)
+class Segment:
+    """A stretch of speech, usually a sentence or a phrase, timed in seconds."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+@frozen(kw_only=True)
+class Transcript:
+    """The result of a transcription.
+
+    ``duration`` is the length of the audio that was transcribed (after clipping), and
+    ``warnings`` carries what the caller should know but that did not stop the work (pure
+    silence, for example).
+    """
+
+    text: str
+    segments: tuple[Segment, ...]
+    language: str
+    language_probability: float
+    duration: float
+    model: str
+    task: Task = Task.TRANSCRIBE
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """Every word of every segment, empty unless word timestamps were asked for."""
+        return tuple(word for segment in self.segments for word in segment.words)

@@ -1,0 +1,1 @@
+"""Audio in, transcript out: decoding, model resolution, the faster-whisper engine, formats."""

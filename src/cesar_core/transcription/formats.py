@@ -1,0 +1,100 @@
+"""Transcript to text: txt, srt, vtt, json and tsv.
+
+The same writers serve the CLI's files and (later) the HTTP API's downloads, so the media
+type and file extension of each format live here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ..convert import to_dict
+from ..errors import InvalidOptionsError
+from ..transcript import Transcript
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    """``HH:MM:SS<sep>mmm``; hours grow past 99 rather than wrap."""
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def to_txt(transcript: Transcript) -> str:
+    """One segment a line."""
+    return "".join(f"{_one_line(s.text)}\n" for s in transcript.segments if s.text)
+
+
+def to_srt(transcript: Transcript) -> str:
+    """SubRip: numbered cues from 1, ``HH:MM:SS,mmm`` times, a blank line between cues."""
+    cues = []
+    for number, segment in enumerate((s for s in transcript.segments if s.text), start=1):
+        start, end = _timestamp(segment.start, ","), _timestamp(segment.end, ",")
+        text = _one_line(segment.text).replace("-->", "->")
+        cues.append(f"{number}\n{start} --> {end}\n{text}\n")
+    return "\n".join(cues)
+
+
+def to_vtt(transcript: Transcript) -> str:
+    """WebVTT: the ``WEBVTT`` header, then cues with ``HH:MM:SS.mmm`` times."""
+    cues = ["WEBVTT\n"]
+    for segment in transcript.segments:
+        if not segment.text:
+            continue
+        start, end = _timestamp(segment.start, "."), _timestamp(segment.end, ".")
+        text = _one_line(segment.text).replace("-->", "->")
+        cues.append(f"{start} --> {end}\n{text}\n")
+    return "\n".join(cues)
+
+
+def to_json(transcript: Transcript) -> str:
+    """Everything: text, language, duration, segments and words."""
+    return json.dumps(to_dict(transcript), ensure_ascii=False, indent=2) + "\n"
+
+
+def to_tsv(transcript: Transcript) -> str:
+    """``start``, ``end`` (integer milliseconds, as whisper writes them) and ``text``."""
+    rows = ["start\tend\ttext\n"]
+    rows.extend(
+        f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{_one_line(s.text)}\n"
+        for s in transcript.segments
+        if s.text
+    )
+    return "".join(rows)
+
+
+WRITERS: dict[str, Callable[[Transcript], str]] = {
+    "txt": to_txt,
+    "srt": to_srt,
+    "vtt": to_vtt,
+    "json": to_json,
+    "tsv": to_tsv,
+}
+
+MEDIA_TYPES = {
+    "txt": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "json": "application/json",
+    "tsv": "text/tab-separated-values; charset=utf-8",
+}
+
+FORMATS = tuple(WRITERS)
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    """The transcript in format ``fmt`` (one of :data:`FORMATS`)."""
+    try:
+        writer = WRITERS[fmt]
+    except KeyError:
+        raise InvalidOptionsError(
+            f"Unknown output format {fmt!r}.", hint=f"Choose one of: {', '.join(FORMATS)}."
+        ) from None
+    return writer(transcript)

@@ -1,0 +1,1 @@
+"""Cesar's HTTP API (FastAPI), served by ``cesar serve``; install with the ``http`` extra."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: real audio fixtures, a real model, an isolated cache, offline always."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+# Never let anything reach a model hub, whatever the test does.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("CESAR_ALLOW_DOWNLOAD", None)
+
+import jiwer
+import pytest
+
+from cesar_core import Settings, WhisperTranscriber
+
+DATA = Path(__file__).parent / "data"
+REFERENCES: dict[str, str] = json.loads((DATA / "references.json").read_text())
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation: what word error rate should compare."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` after normalising both."""
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cesar_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test run starts with an empty cache and data directory of its own."""
+    root = tmp_path_factory.mktemp("cesar-home")
+    os.environ["CESAR_CACHE_DIR"] = str(root / "cache")
+    os.environ["CESAR_DATA_DIR"] = str(root / "data")
+    os.environ["CESAR_CONFIG"] = str(root / "cesar.toml")
+    (root / "cesar.toml").write_text("")
+
+
+@pytest.fixture(scope="session")
+def settings(_isolated_cesar_dirs: None) -> Settings:
+    return Settings.load()
+
+
+@pytest.fixture(scope="session")
+def transcriber(settings: Settings) -> WhisperTranscriber:
+    """One transcriber for the session, so the models stay warm between tests."""
+    return WhisperTranscriber(settings)
+
+
+@pytest.fixture
+def data() -> Path:
+    return DATA
