@@ -102,6 +102,6 @@ def test_unknown_language_has_its_own_error_code() -> None:
 
 
 def test_make_options_names_unknown_keywords() -> None:
-    with pytest.raises(InvalidOptionsError, match="Unknown transcription option.*langauge"):
+    with pytest.raises(InvalidOptionsError, match=r"Unknown transcription option.*langauge"):
         make_options(langauge="en")
     assert make_options(language=None).language is None

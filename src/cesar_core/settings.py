@@ -65,7 +65,9 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         config = env.get("CESAR_CONFIG")
-        path = Path(config) if config else Path(platformdirs.user_config_dir("cesar")) / "cesar.toml"
+        path = (
+            Path(config) if config else Path(platformdirs.user_config_dir("cesar")) / "cesar.toml"
+        )
         if path.is_file():
             try:
                 values.update(tomllib.loads(path.read_text(encoding="utf-8")))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from attrs import field, frozen
@@ -95,17 +95,25 @@ def _check_temperature(_: Any, attribute: attrs.Attribute[Any], value: float | N
         raise InvalidOptionsError(f"temperature must be between 0 and 1, not {value}.")
 
 
-def _enum_converter(kind: type[enum.StrEnum]) -> Any:
-    def convert(value: Any) -> Any:
-        try:
-            return kind(value)
-        except ValueError:
-            choices = ", ".join(member.value for member in kind)
-            raise InvalidOptionsError(
-                f"Unknown {kind.__name__.lower()} {value!r}.", hint=f"Choose one of: {choices}."
-            ) from None
+_E = TypeVar("_E", bound=enum.StrEnum)
 
-    return convert
+
+def _member(kind: type[_E], value: Any) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise InvalidOptionsError(
+            f"Unknown {kind.__name__.lower()} {value!r}.", hint=f"Choose one of: {choices}."
+        ) from None
+
+
+def _to_task(value: Any) -> Task:
+    return _member(Task, value)
+
+
+def _to_device(value: Any) -> Device:
+    return _member(Device, value)
 
 
 def default_cpu_threads() -> int:
@@ -123,7 +131,7 @@ class TranscribeOptions:
 
     model: str = DEFAULT_MODEL
     language: str | None = field(default=None, validator=_check_language)
-    task: Task = field(default=Task.TRANSCRIBE, converter=_enum_converter(Task))
+    task: Task = field(default=Task.TRANSCRIBE, converter=_to_task)
     word_timestamps: bool = False
     vad_filter: bool = False
     beam_size: int = field(default=5, validator=_positive)
@@ -132,7 +140,7 @@ class TranscribeOptions:
     initial_prompt: str | None = None
     clip_start: float | None = field(default=None, validator=_not_negative)
     clip_end: float | None = field(default=None, validator=_positive)
-    device: Device = field(default=Device.AUTO, converter=_enum_converter(Device))
+    device: Device = field(default=Device.AUTO, converter=_to_device)
     compute_type: str = field(default="auto", validator=_check_compute_type)
     #: 0 means :func:`default_cpu_threads`.
     cpu_threads: int = field(default=0, validator=_not_negative)

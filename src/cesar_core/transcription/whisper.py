@@ -96,8 +96,9 @@ class ModelCache:
                     hint="Check that the directory holds a CTranslate2 whisper model and "
                     "that the device exists (--device cpu always does).",
                 ) from exc
-            logger.info("loaded model %s on %s (%s, %d threads)", path, device, compute_type,
-                        cpu_threads)
+            logger.info(
+                "loaded model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads
+            )
             with self._guard:
                 self._models[key] = model
             return model
@@ -115,7 +116,9 @@ class ModelCache:
 class WhisperTranscriber:
     """A :class:`~cesar_core.protocols.Transcriber` backed by faster-whisper."""
 
-    def __init__(self, settings: Settings | None = None, resolver: ModelResolver | None = None):
+    def __init__(
+        self, settings: Settings | None = None, resolver: ModelResolver | None = None
+    ) -> None:
         from ..plugins import get_manager
 
         self.settings = settings or Settings.load()

@@ -1,0 +1,33 @@
+"""The one rule of the layout: the core knows nothing of HTTP or the terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_import_contracts_hold() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_importing_the_core_pulls_in_no_adapter() -> None:
+    code = (
+        "import sys, cesar_core; "
+        "bad = [m for m in ('click', 'rich', 'fastapi', 'cesar_cli', 'cesar_http') "
+        "if m in sys.modules]; print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
