@@ -148,3 +148,23 @@ def test_missing_model_directory(transcriber: WhisperTranscriber, data: Path, tm
     (tmp_path / "half").mkdir()
     with pytest.raises(ModelNotFoundError, match=r"needs model\.bin and config\.json"):
         transcribe(transcriber, data / "speech_en.wav", model=str(tmp_path / "half"))
+
+
+def test_truncated_wav_as_an_open_file(
+    transcriber: WhisperTranscriber, data: Path, tmp_path: Path
+) -> None:
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes((data / "speech_en.wav").read_bytes()[:100_000])
+    with cut.open("rb") as handle, pytest.raises(TruncatedAudioError, match=r"announces 8\.4 s"):
+        transcriber.transcribe(handle, TranscribeOptions())
+
+
+def test_truncation_is_found_before_transcribing(data: Path, tmp_path: Path) -> None:
+    from cesar_core.transcription.audio import AudioStream
+
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes((data / "speech_en.flac").read_bytes()[:70_000])
+    with pytest.raises(TruncatedAudioError):
+        AudioStream(cut)  # opening alone, no decoding of samples for the model
+    with AudioStream(data / "speech_en.flac") as whole:
+        assert whole.declared == pytest.approx(8.406, abs=0.01)

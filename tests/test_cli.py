@@ -203,3 +203,12 @@ def test_progress_bar_on_a_terminal_only(data: Path) -> None:
     code, screen = run_on_terminal(["transcribe", "-q", str(data / "long_en.opus")], {})
     assert code == 0
     assert "realtime" not in screen
+
+
+def test_unwritable_output_is_explained(data: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = cesar("transcribe", data / "speech_en.ogg", "-o", blocker / "out.txt")
+    assert result.returncode == 1
+    assert f"cannot write {blocker / 'out.txt'}" in result.stderr
+    assert "Check the permissions and free space" in result.stderr

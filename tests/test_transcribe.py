@@ -11,6 +11,7 @@ import pytest
 
 import cesar_core
 from cesar_core import TranscribeOptions, WhisperTranscriber
+from cesar_core.transcription import windows
 
 from .conftest import REFERENCES, wer
 
@@ -154,3 +155,28 @@ def test_progress_callback_can_stop_a_transcription(
 
     with pytest.raises(Stop):
         transcriber.transcribe(data / "long_en.opus", TranscribeOptions(), progress=stop)
+
+
+@pytest.mark.parametrize("window", [10.0, 15.0])
+def test_long_audio_is_transcribed_window_by_window(
+    data: Path, monkeypatch: pytest.MonkeyPatch, window: float
+) -> None:
+    """Windows a few seconds long stand in for the 1-minute windows of long recordings."""
+    transcriber = WhisperTranscriber()
+    whole = transcriber.transcribe(data / "long_en.opus", TranscribeOptions(word_timestamps=True))
+    monkeypatch.setattr(windows, "WINDOW_S", window)
+    seen: list[float] = []
+    windowed = transcriber.transcribe(
+        data / "long_en.opus", TranscribeOptions(word_timestamps=True), progress=seen.append
+    )
+    assert windowed.duration == pytest.approx(whole.duration)
+    assert wer(REFERENCES["long_en"], windowed.text) < wer(REFERENCES["long_en"], whole.text) + 0.1
+    starts = [s.start for s in windowed.segments]
+    assert starts == sorted(starts)
+    assert [s.id for s in windowed.segments] == list(range(len(windowed.segments)))
+    assert all(a.end <= b.start + 0.5 for a, b in itertools.pairwise(windowed.segments))
+    assert windowed.segments[-1].end > whole.duration - 5
+    words = [w.word.strip(" ,.").lower() for w in windowed.words]
+    assert words.count("budget") == 2  # nothing lost or repeated at window edges
+    assert seen == sorted(seen)
+    assert seen[-1] == 1.0

@@ -8,7 +8,6 @@ to do; ``--verbose`` adds the traceback of unexpected errors.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import click
@@ -34,8 +33,8 @@ class CesarGroup(click.Group):
             if logging.getLogger("cesar_core").isEnabledFor(logging.DEBUG):
                 raise
             raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {exc}. Rerun with --verbose for the "
-                "traceback, and report it if it persists."
+                f"unexpected {type(exc).__name__}: {exc}. Rerun with -vv for the traceback, "
+                "and report it if it persists."
             ) from None
 
 
@@ -47,20 +46,6 @@ def cli() -> None:
     Transcribe files directly with `cesar transcribe`, list the models available offline with
     `cesar models`. Settings come from CESAR_* environment variables (see docs/settings.md).
     """
-
-
-def configure_logging(verbose: int, quiet: bool) -> None:
-    """Library logs to stderr: errors only by default, info with -v, debug with -vv."""
-    level = (
-        logging.ERROR if quiet or not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("cesar_core", "faster_whisper"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
 
 
 def _register() -> None:

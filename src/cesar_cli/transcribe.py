@@ -24,7 +24,7 @@ from cesar_core import (
 from cesar_core.transcript import COMPUTE_TYPES, LANGUAGE_CODES
 from cesar_core.transcription.audio import probe_duration
 
-from .main import configure_logging
+from .logs import configure_logging
 from .progress import progress_bar, wanted
 
 
@@ -72,6 +72,9 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch, 0o666 & ~umask)  # as a plain open() would have made it, not 0600
         os.replace(scratch, path)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
@@ -186,20 +189,28 @@ def transcribe(
     for source, target in plan:
         try:
             transcript = _transcribe_one(transcriber, source, opts, quiet, verbose)
+            text = render(transcript, fmt)
+            if target is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                _write_atomically(target, text)
+                if verbose:
+                    click.echo(f"wrote {target}", err=True)
         except CesarError as exc:
             if len(plan) == 1:
                 raise
             failures += 1
             click.echo(f"Error: {exc}", err=True)
-            continue
-        text = render(transcript, fmt)
-        if target is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            _write_atomically(target, text)
-            if verbose:
-                click.echo(f"wrote {target}", err=True)
+        except OSError as exc:
+            message = (
+                f"cannot write {target or 'stdout'}: {exc.strerror or exc}. Check the "
+                "permissions and free space there, or choose another -o."
+            )
+            if len(plan) == 1:
+                raise click.ClickException(message) from None
+            failures += 1
+            click.echo(f"Error: {message}", err=True)
     if failures:
         raise click.ClickException(f"{failures} of {len(plan)} files failed (see above).")
 
@@ -212,6 +223,9 @@ def _transcribe_one(
     assert isinstance(opts, TranscribeOptions)
     started = time.perf_counter()
     duration = probe_duration(source) if wanted(quiet) else None
+    if duration is not None:  # the bar counts the clip, not the whole file
+        duration = min(duration, opts.clip_end or duration) - (opts.clip_start or 0.0)
+        duration = duration if duration > 0 else None
     with progress_bar(source.name, duration, wanted(quiet)) as callback:
         transcript = transcriber.transcribe(source, opts, progress=callback)
     if not quiet:

@@ -36,17 +36,21 @@ def _as_bool(name: str, value: Any) -> bool:
     raise InvalidOptionsError(f"{name} must be true or false, not {value!r}.")
 
 
+def _path(value: str | Path) -> Path:
+    return Path(value).expanduser()
+
+
 @frozen(kw_only=True)
 class Settings:
     """Where Cesar keeps its files and what it may do without being asked."""
 
     #: Jobs, the default SQLite store and stored audio (``CESAR_DATA_DIR``).
     data_dir: Path = attrs.field(
-        factory=lambda: Path(platformdirs.user_data_dir("cesar")), converter=Path
+        factory=lambda: Path(platformdirs.user_data_dir("cesar")), converter=_path
     )
     #: Assembled and downloaded models (``CESAR_CACHE_DIR``); safe to delete.
     cache_dir: Path = attrs.field(
-        factory=lambda: Path(platformdirs.user_cache_dir("cesar")), converter=Path
+        factory=lambda: Path(platformdirs.user_cache_dir("cesar")), converter=_path
     )
     #: The model used when a request names none (``CESAR_MODEL``).
     model: str = DEFAULT_MODEL
@@ -91,5 +95,10 @@ class Settings:
                 values[name] = env_value
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "allow_download" in values:
-            values["allow_download"] = _as_bool("allow_download", values["allow_download"])
+            where = (
+                "CESAR_ALLOW_DOWNLOAD"
+                if env.get("CESAR_ALLOW_DOWNLOAD") is not None
+                else f"allow_download in {path}"
+            )
+            values["allow_download"] = _as_bool(where, values["allow_download"])
         return cls(**values)

@@ -7,15 +7,16 @@ bytes that are not media, a video without sound, a file cut short. Each becomes 
 
 from __future__ import annotations
 
+import math
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
-from attrs import frozen
 
 from ..errors import (
     AudioError,
@@ -32,19 +33,6 @@ SAMPLE_RATE = 16_000
 #: Audio shorter than announced by more than this (seconds, or fraction) counts as truncated.
 _TRUNCATION_SLACK_S = 0.5
 _TRUNCATION_SLACK_FRACTION = 0.02
-
-
-@frozen
-class DecodedAudio:
-    """Samples of the requested clip, with where the clip starts in the original audio."""
-
-    samples: npt.NDArray[np.float32]
-    offset: float
-
-    @property
-    def duration(self) -> float:
-        """Length of the decoded clip in seconds."""
-        return len(self.samples) / SAMPLE_RATE
 
 
 def describe(source: AudioInput) -> str:
@@ -81,63 +69,220 @@ def _check_path(path: Path) -> None:
         raise EmptyAudioError(f"{path} is empty (0 bytes).", hint="Check that it was fully copied.")
 
 
-def load_audio(
-    source: AudioInput, *, start: float | None = None, end: float | None = None
-) -> DecodedAudio:
-    """Decode ``source`` (from ``start`` to ``end`` seconds) to 16 kHz mono float32.
+class AudioStream:
+    """An audio file decoded block by block, so memory stays flat however long it is.
 
-    Decoding stops at ``end``, so clipping a long file neither reads nor holds the rest.
+    Opening checks what can be checked up front (path, container, audio track) and raises
+    the matching :class:`AudioError`. :meth:`blocks` yields float32 samples of the clip
+    ``start``..``end``; once it is exhausted, :meth:`finish` raises if the file turned out
+    to be empty or truncated.
     """
-    name = describe(source)
-    if isinstance(source, str | Path):
-        _check_path(Path(source))
-        opened: Any = str(source)
-    else:
-        opened = source
-    try:
-        container = av.open(opened, mode="r", metadata_errors="ignore")
-    except (av.error.FFmpegError, EOFError, UnicodeDecodeError) as exc:
-        raise AudioError(
-            f"{name} is not an audio or video file that can be decoded, or it is damaged "
-            f"({_reason(exc)}).",
-            hint="Supported: wav, flac, mp3, m4a, ogg, opus, webm, mp4 and most other formats "
-            "FFmpeg reads.",
-        ) from None
-    with container:
-        if not container.streams.audio:
-            kind = "a video with no audio track" if container.streams.video else "no audio track"
+
+    def __init__(
+        self, source: AudioInput, *, start: float | None = None, end: float | None = None
+    ) -> None:
+        self.name = describe(source)
+        if isinstance(source, str | Path):
+            _check_path(Path(source))
+            opened: Any = str(source)
+        else:
+            opened = source
+        riff = _riff_duration(source)  # before PyAV moves a file object's position
+        try:
+            self._container = av.open(opened, mode="r", metadata_errors="ignore")
+        except (av.error.FFmpegError, EOFError, UnicodeDecodeError) as exc:
+            raise AudioError(
+                f"{self.name} is not an audio or video file that can be decoded, or it is "
+                f"damaged ({_reason(exc)}).",
+                hint="Supported: wav, flac, mp3, m4a, ogg, opus, webm, mp4 and most other "
+                "formats FFmpeg reads.",
+            ) from None
+        if not self._container.streams.audio:
+            video = bool(self._container.streams.video)
+            self._container.close()
+            kind = "a video with no audio track" if video else "no audio track"
             raise NoAudioStreamError(
-                f"{name} has {kind}; there is nothing to transcribe.",
+                f"{self.name} has {kind}; there is nothing to transcribe.",
                 hint="Check that the file has sound (ffprobe shows its streams).",
             )
-        stream = container.streams.audio[0]
-        declared = _riff_duration(source) or _declared_duration(container, stream)
-        samples, stopped_early, error = _decode(container, stream, start, end)
-    offset = start or 0.0
-    if samples.size == 0:
-        if error is not None:
-            raise AudioError(
-                f"{name} could not be decoded ({_reason(error)}).",
-                hint="The file may be damaged; try re-encoding it, for example with "
-                "ffmpeg -i INPUT output.wav",
-            )
-        if start and declared and start >= declared:
+        self._stream = self._container.streams.audio[0]
+        #: The duration the file announces, in seconds, or None when it does not say.
+        self.declared = riff or _declared_duration(self._container, self._stream)
+        self.start = start or 0.0
+        self.end = end
+        #: Samples yielded so far.
+        self.samples = 0
+        self._stopped_early = False
+        self._error: Exception | None = None
+        if isinstance(source, str | Path):
+            self._check_tail(str(source))
+
+    @property
+    def expected_duration(self) -> float | None:
+        """How long the clip should be, when the file says how long it is."""
+        if self.declared is None:
+            return None if self.end is None else self.end - self.start
+        until = self.declared if self.end is None else min(self.declared, self.end)
+        return max(0.0, until - self.start)
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def blocks(self, seconds: float) -> Iterator[npt.NDArray[np.float32]]:
+        """Yield the clip in blocks of about ``seconds`` (the last may be shorter)."""
+        size = max(1, round(seconds * SAMPLE_RATE))
+        pending: list[npt.NDArray[np.float32]] = []
+        pending_len = 0
+        for piece in self._pieces():
+            pending.append(piece)
+            pending_len += len(piece)
+            if pending_len >= size:
+                joined = np.concatenate(pending)
+                for at in range(0, len(joined) - size + 1, size):
+                    self.samples += size
+                    yield joined[at : at + size]
+                rest = joined[len(joined) - len(joined) % size :]
+                pending, pending_len = ([rest], len(rest)) if len(rest) else ([], 0)
+        if pending_len:
+            self.samples += pending_len
+            yield np.concatenate(pending)
+
+    def finish(self) -> None:
+        """Raise when decoding ended with nothing, or well before the announced end."""
+        name = self.name
+        if self.samples == 0:
+            if self._error is not None:
+                raise AudioError(
+                    f"{name} could not be decoded ({_reason(self._error)}).",
+                    hint="The file may be damaged; try re-encoding it, for example with "
+                    "ffmpeg -i INPUT output.wav",
+                )
+            if self.start and self.declared and self.start >= self.declared:
+                raise InvalidOptionsError(
+                    f"clip_start ({self.start:g} s) is beyond the end of {name} "
+                    f"({self.declared:.1f} s)."
+                )
+            raise EmptyAudioError(f"{name} contains no audio samples.")
+        expected = self.expected_duration
+        if self.declared and expected is not None and not self._stopped_early:
+            decoded_until = self.start + self.samples / SAMPLE_RATE
+            slack = max(_TRUNCATION_SLACK_S, self.declared * _TRUNCATION_SLACK_FRACTION)
+            if decoded_until < self.start + expected - slack:
+                raise self._truncated(decoded_until)
+
+    def _check_tail(self, path: str) -> None:
+        """Fail before any transcription when the end the file announces is not there.
+
+        Seeks a second decoder to just before the announced end of the clip; if no audio
+        decodes there, the whole file is decoded (without keeping samples) to say how much
+        is really there. Truncation is then reported in seconds instead of after the work.
+        """
+        if not self.declared:
+            return
+        if self.start >= self.declared:
+            self.close()
             raise InvalidOptionsError(
-                f"clip_start ({start:g} s) is beyond the end of {name} ({declared:.1f} s)."
+                f"clip_start ({self.start:g} s) is beyond the end of {self.name} "
+                f"({self.declared:.1f} s)."
             )
-        raise EmptyAudioError(f"{name} contains no audio samples.")
-    decoded_until = offset + len(samples) / SAMPLE_RATE
-    if declared and not stopped_early:
-        expected = declared if end is None else min(declared, end)
-        slack = max(_TRUNCATION_SLACK_S, declared * _TRUNCATION_SLACK_FRACTION)
-        if decoded_until < expected - slack:
-            raise TruncatedAudioError(
-                f"{name} is truncated: it announces {declared:.1f} s of audio but only "
-                f"{decoded_until:.1f} s could be decoded.",
-                hint="Copy or export the file again; to transcribe the part that is there, "
-                f"pass clip_end {decoded_until:.1f} (--clip-end).",
-            )
-    return DecodedAudio(samples=samples, offset=offset)
+        until = self.declared if self.end is None else min(self.declared, self.end)
+        slack = max(_TRUNCATION_SLACK_S, self.declared * _TRUNCATION_SLACK_FRACTION)
+        end = _decodable_end(path, max(0.0, until - 2 * slack - 1.0))
+        if end is not None and end >= until - slack:
+            return
+        end = _decodable_end(path, 0.0) or 0.0
+        if end < until - slack:
+            self.close()
+            raise self._truncated(end)
+
+    def _truncated(self, decoded_until: float) -> TruncatedAudioError:
+        return TruncatedAudioError(
+            f"{self.name} is truncated: it announces {self.declared:.1f} s of audio but only "
+            f"{decoded_until:.1f} s could be decoded.",
+            hint="Copy or export the file again; to transcribe the part that is there, pass "
+            f"clip_end {math.floor(decoded_until * 10) / 10:.1f} (--clip-end).",
+        )
+
+    def close(self) -> None:
+        """Release the decoder; also done on leaving the ``with`` block."""
+        self._container.close()
+
+    def _pieces(self) -> Iterator[npt.NDArray[np.float32]]:
+        """Resampled samples of the clip, in whatever sizes the decoder produces."""
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        skip = round(self.start * SAMPLE_RATE)
+        limit = round(self.end * SAMPLE_RATE) if self.end is not None else None
+        seen = 0  # resampled samples from the start of the file
+
+        def clip(frames: list[Any]) -> Iterator[npt.NDArray[np.float32]]:
+            nonlocal seen
+            for frame in frames:
+                data = frame.to_ndarray().reshape(-1)
+                lo, hi = seen, seen + len(data)
+                seen = hi
+                first = max(skip, lo) - lo
+                last = len(data) if limit is None else min(limit, hi) - lo
+                if last > first:
+                    yield np.array(data[first:last], dtype=np.float32)
+
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError as exc:  # a bad packet: skip it, as players do
+                    self._error = exc
+                    continue
+                yield from clip([out for frame in frames for out in resampler.resample(frame)])
+                if limit is not None and seen >= limit:
+                    self._stopped_early = True
+                    return
+            yield from clip(resampler.resample(None))
+        except (av.error.FFmpegError, EOFError) as exc:
+            self._error = exc
+
+
+def load_audio(
+    source: AudioInput, *, start: float | None = None, end: float | None = None
+) -> npt.NDArray[np.float32]:
+    """Decode all of ``source`` (from ``start`` to ``end`` seconds) to 16 kHz mono float32.
+
+    For short clips and tests; transcription itself streams with :class:`AudioStream`.
+    """
+    with AudioStream(source, start=start, end=end) as stream:
+        blocks = list(stream.blocks(60.0))
+        stream.finish()
+    return np.concatenate(blocks)
+
+
+def _decodable_end(path: str, after: float) -> float | None:
+    """The time at which decodable audio ends, looking from ``after`` seconds on.
+
+    None when nothing decodes past ``after``. Decodes without resampling or keeping samples.
+    """
+    last: float | None = None
+    try:
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            stream = container.streams.audio[0]
+            base = stream.time_base
+            if base is None:
+                return None
+            if after > 0:
+                container.seek(int(after / base), stream=stream, backward=True)
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for frame in frames:
+                    if frame.pts is not None and frame.sample_rate:
+                        end = float(frame.pts * base) + frame.samples / frame.sample_rate
+                        last = end if last is None else max(last, end)
+    except (av.error.FFmpegError, EOFError):
+        pass
+    return last
 
 
 def _reason(exc: BaseException) -> str:
@@ -185,49 +330,3 @@ def _declared_duration(container: Any, stream: Any) -> float | None:
     if container.duration is not None:
         return float(container.duration / av.time_base)
     return None
-
-
-def _decode(
-    container: Any, stream: Any, start: float | None, end: float | None
-) -> tuple[npt.NDArray[np.float32], bool, Exception | None]:
-    """Decode and resample; returns (samples, stopped at ``end``, error that ended decoding)."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    skip = round((start or 0.0) * SAMPLE_RATE)
-    limit = round(end * SAMPLE_RATE) if end is not None else None
-    chunks: list[npt.NDArray[np.float32]] = []
-    seen = 0  # resampled samples from the start of the file
-    kept = 0
-    stopped_early = False
-    error: Exception | None = None
-
-    def keep(frames: list[Any]) -> bool:
-        nonlocal seen, kept
-        for frame in frames:
-            data = frame.to_ndarray().reshape(-1)
-            lo, hi = seen, seen + len(data)
-            seen = hi
-            first = max(skip, lo) - lo
-            last = len(data) if limit is None else min(limit, hi) - lo
-            if last > first:
-                chunks.append(np.ascontiguousarray(data[first:last], dtype=np.float32))
-                kept += last - first
-            if limit is not None and hi >= limit:
-                return True
-        return False
-
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError as exc:  # one bad packet: skip it, as players do
-                error = exc
-                continue
-            if keep([out for frame in frames for out in resampler.resample(frame)]):
-                stopped_early = True
-                break
-        else:
-            keep(resampler.resample(None))
-    except (av.error.FFmpegError, EOFError) as exc:
-        error = exc
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return samples, stopped_early, error

