@@ -98,7 +98,9 @@ def test_vad_filter_and_initial_prompt(transcriber: WhisperTranscriber, data: Pa
 
 
 def test_multilingual_base_detects_spanish(transcriber: WhisperTranscriber, data: Path) -> None:
-    result = transcriber.transcribe(data / "speech_es.opus", TranscribeOptions(model="base"))
+    # A fixed temperature: whisper's fallback samples at random when a decode looks poor.
+    options = TranscribeOptions(model="base", temperature=0.0)
+    result = transcriber.transcribe(data / "speech_es.opus", options)
     assert result.language == "es"
     assert result.language_probability > 0.5
     assert wer(REFERENCES["speech_es"], result.text) < 0.5, result.text
@@ -106,7 +108,8 @@ def test_multilingual_base_detects_spanish(transcriber: WhisperTranscriber, data
 
 def test_base_translates_to_english(transcriber: WhisperTranscriber, data: Path) -> None:
     result = transcriber.transcribe(
-        data / "speech_es.opus", TranscribeOptions(model="base", task="translate", language="es")
+        data / "speech_es.opus",
+        TranscribeOptions(model="base", task="translate", language="es", temperature=0.0),
     )
     assert result.task == "translate"
     words = set(result.text.lower().replace(".", " ").replace(",", " ").split())
