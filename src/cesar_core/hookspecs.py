@@ -11,12 +11,16 @@ Each hook is documented in ``docs/plugins.md``; a test fails when one is not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .protocols import ModelSource
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .stores import JobStoreOpener
 
 hookspec = pluggy.HookspecMarker("cesar")
 hookimpl = pluggy.HookimplMarker("cesar")
@@ -34,5 +38,21 @@ def cesar_model_sources(settings: Settings) -> Iterable[ModelSource]:
 
     :param settings: the active settings (cache directory, whether downloads are allowed).
     :return: zero or more objects following :class:`cesar_core.protocols.ModelSource`.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cesar_job_stores() -> Mapping[str, JobStoreOpener]:
+    """Return the job stores this plugin provides, by URL scheme.
+
+    Called whenever a store is opened from a URL (``--store``, ``CESAR_STORE``). Each value
+    is a coroutine function that takes the whole URL and returns an open object following
+    :class:`cesar_core.protocols.JobStore`; it should raise
+    :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. A store must pass
+    ``cesar_core.testing.JobStoreContract``. When two plugins name the same scheme, the one
+    called first wins (the built-ins: ``memory`` and ``sqlite``).
+
+    :return: a mapping of scheme (without ``://``) to opener.
     """
     raise NotImplementedError

@@ -19,7 +19,7 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "cesar"
 
 #: The modules that implement Cesar's own behaviour through the same hooks as plugins.
-BUILTIN_PLUGINS = ("cesar_core.transcription.sources",)
+BUILTIN_PLUGINS = ("cesar_core.transcription.sources", "cesar_core.stores.builtin")
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None

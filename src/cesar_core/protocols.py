@@ -6,12 +6,15 @@ ours, it only has to look right to a type checker and pass the behaviour tests.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from attrs import frozen
 
+from .jobs import Job, JobError, JobState, NewJob
 from .transcript import TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
@@ -76,4 +79,107 @@ class ModelSource(Protocol):
 
     def available(self) -> Iterable[ModelLocation]:
         """Every model this source can provide right now (or could, once installed)."""
+        ...
+
+
+@frozen(kw_only=True)
+class Page:
+    """One page of a job listing, newest first; pass ``next_cursor`` to get the next."""
+
+    jobs: tuple[Job, ...]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable job state, shared by every process that serves or runs jobs.
+
+    Every method is atomic. Methods that take a lease ``token`` succeed only while that
+    token still owns the job (it is ``processing`` and the lease was not swept or the job
+    cancelled); they return False otherwise, so a stale worker can never overwrite a newer
+    result. Times come from the store's own clock, so workers' clocks do not matter.
+    ``cesar_core.testing.JobStoreContract`` is the executable form of this contract.
+    """
+
+    async def create(self, job: NewJob) -> tuple[Job, bool]:
+        """Store a queued job; with an ``idempotency_key`` already used, return that job.
+
+        :return: the job, and whether it was created (False: an earlier job with the key).
+        """
+        ...
+
+    async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
+        """The job, or None when there is no such id."""
+        ...
+
+    async def list(
+        self,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        include_result: bool = False,
+    ) -> Page:
+        """Jobs newest first, optionally in one state; ``cursor`` continues a listing."""
+        ...
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        """Take the oldest runnable queued job: ``processing``, one more attempt, a lease.
+
+        :return: the job with its :class:`~cesar_core.jobs.Lease`, or None when none waits.
+        """
+        ...
+
+    async def heartbeat(
+        self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
+    ) -> bool:
+        """Extend the lease (and record progress, 0-100); False when the lease is lost."""
+        ...
+
+    async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
+        """Finish the job with its transcript; False when the lease is lost."""
+        ...
+
+    async def fail(self, job_id: str, token: str, error: JobError) -> bool:
+        """Finish the job as ``error`` for good; False when the lease is lost."""
+        ...
+
+    async def retry(
+        self, job_id: str, token: str, error: JobError, delay_seconds: float
+    ) -> JobState | None:
+        """Queue the job again after ``delay_seconds``, or end it in ``error`` when it has
+        used all its attempts.
+
+        :return: the state the job is now in, or None when the lease is lost.
+        """
+        ...
+
+    async def release_expired(self) -> int:
+        """Return jobs whose lease expired to ``queued`` (``error`` once out of attempts).
+
+        :return: how many jobs were released.
+        """
+        ...
+
+    async def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued or running job (its lease ends); a finished job is unchanged.
+
+        :return: the job as it is afterwards, or None when there is no such id.
+        """
+        ...
+
+    async def delete(self, job_id: str) -> bool:
+        """Forget the job whatever its state; False when there was no such id."""
+        ...
+
+    async def prune(self, older_than: datetime) -> builtins.list[str]:
+        """Delete finished jobs completed before ``older_than``; return their ids."""
+        ...
+
+    async def counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zeros included)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
         ...

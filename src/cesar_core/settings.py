@@ -52,11 +52,18 @@ class Settings:
     cache_dir: Path = attrs.field(
         factory=lambda: Path(platformdirs.user_cache_dir("cesar")), converter=_path
     )
+    #: The job store URL (``CESAR_STORE``); default: ``jobs.db`` in the data directory.
+    store: str | None = None
     #: The model used when a request names none (``CESAR_MODEL``).
     model: str = DEFAULT_MODEL
     #: Whether a model may be fetched from the Hugging Face hub (``CESAR_ALLOW_DOWNLOAD``).
     #: Off by default: Cesar never touches the network for weights unless told to.
     allow_download: bool = False
+
+    @property
+    def store_url(self) -> str:
+        """The store to use: ``store``, or SQLite in the data directory."""
+        return self.store or f"sqlite:///{self.data_dir / 'jobs.db'}"
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,117 @@
+"""The job model: one transcription request as the queue keeps it.
+
+A job is created ``queued``, claimed by a worker (``processing``, with a lease), and ends in
+exactly one terminal state: ``completed`` with a transcript, ``error`` with a code and a
+message, or ``cancelled``. The names are the ones HTTP clients see.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from attrs import field, frozen
+
+from .transcript import TranscribeOptions, Transcript
+
+#: A job whose worker vanished this many times is failed instead of re-queued.
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job is finished for good."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.ERROR, JobState.CANCELLED})
+
+
+class SourceKind(enum.StrEnum):
+    """How the audio reached Cesar."""
+
+    UPLOAD = "upload"
+    URL = "url"
+
+
+@frozen(kw_only=True)
+class JobSource:
+    """The audio of a job: a key in storage (uploads) or the URL it is fetched from."""
+
+    kind: SourceKind
+    #: The storage key of an upload, or the URL.
+    location: str
+    #: The name the caller gave the file, for messages and output names.
+    filename: str | None = None
+    size: int | None = None
+
+
+@frozen(kw_only=True)
+class JobError:
+    """Why a job failed: a stable ``code`` for programs and a message for people."""
+
+    code: str
+    message: str
+
+
+@frozen(kw_only=True)
+class Lease:
+    """A worker's claim on a running job; only the holder of ``token`` may finish it."""
+
+    token: str
+    worker: str
+    expires_at: datetime
+
+
+@frozen(kw_only=True)
+class NewJob:
+    """What a caller asks for; the store adds the id, state and times."""
+
+    source: JobSource
+    options: TranscribeOptions = field(factory=TranscribeOptions)
+    metadata: dict[str, Any] = field(factory=dict)
+    idempotency_key: str | None = None
+    webhook_url: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    id: str = field(factory=lambda: new_job_id())
+
+
+@frozen(kw_only=True)
+class Job:
+    """A job as stored."""
+
+    id: str
+    state: JobState
+    source: JobSource
+    options: TranscribeOptions
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: 0 to 100.
+    progress: int = 0
+    attempts: int = 0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: A queued job is not claimed before this time (retries back off).
+    run_after: datetime | None = None
+    result: Transcript | None = None
+    error: JobError | None = None
+    metadata: dict[str, Any] = field(factory=dict)
+    idempotency_key: str | None = None
+    webhook_url: str | None = None
+    lease: Lease | None = None
+
+
+def new_job_id() -> str:
+    """A random id that is safe in URLs and file names."""
+    return uuid.uuid4().hex

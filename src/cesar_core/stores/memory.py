@@ -1,0 +1,232 @@
+"""An in-memory job store: for tests, scripts and one-process experiments.
+
+Nothing survives the process. It follows the same contract as the durable stores (the
+contract suite runs against it), so code written against it behaves the same on SQLite.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from attrs import evolve
+
+from ..jobs import TERMINAL_STATES, Job, JobError, JobState, Lease, NewJob
+from ..protocols import Page
+from ..transcript import Transcript
+from .common import decode_cursor, encode_cursor, expired_error
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+class MemoryJobStore:
+    """A :class:`~cesar_core.protocols.JobStore` kept in a dict, guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._seq: dict[str, int] = {}
+        self._keys: dict[str, str] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    async def create(self, job: NewJob) -> tuple[Job, bool]:
+        with self._lock:
+            if job.idempotency_key is not None and job.idempotency_key in self._keys:
+                return self._jobs[self._keys[job.idempotency_key]], False
+            now = _now()
+            stored = Job(
+                id=job.id,
+                state=JobState.QUEUED,
+                source=job.source,
+                options=job.options,
+                created_at=now,
+                run_after=now,
+                max_attempts=job.max_attempts,
+                metadata=dict(job.metadata),
+                idempotency_key=job.idempotency_key,
+                webhook_url=job.webhook_url,
+            )
+            self._next += 1
+            self._jobs[job.id] = stored
+            self._seq[job.id] = self._next
+            if job.idempotency_key is not None:
+                self._keys[job.idempotency_key] = job.id
+            return stored, True
+
+    async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is not None and not include_result:
+            job = evolve(job, result=None)
+        return job
+
+    async def list(
+        self,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        include_result: bool = False,
+    ) -> Page:
+        before = decode_cursor(cursor)
+        with self._lock:
+            ordered = sorted(self._jobs.values(), key=lambda j: self._seq[j.id], reverse=True)
+            selected = [
+                job
+                for job in ordered
+                if (state is None or job.state is state)
+                and (before is None or self._seq[job.id] < before)
+            ][: limit + 1]
+            more = len(selected) > limit
+            selected = selected[:limit]
+            next_cursor = encode_cursor(self._seq[selected[-1].id]) if more else None
+        if not include_result:
+            selected = [evolve(job, result=None) for job in selected]
+        return Page(jobs=tuple(selected), next_cursor=next_cursor)
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        with self._lock:
+            now = _now()
+            runnable = [
+                job
+                for job in self._jobs.values()
+                if job.state is JobState.QUEUED and (job.run_after is None or job.run_after <= now)
+            ]
+            if not runnable:
+                return None
+            job = min(runnable, key=lambda j: self._seq[j.id])
+            claimed = evolve(
+                job,
+                state=JobState.PROCESSING,
+                attempts=job.attempts + 1,
+                started_at=now,
+                progress=0,
+                lease=Lease(
+                    token=uuid.uuid4().hex,
+                    worker=worker,
+                    expires_at=datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC),
+                ),
+            )
+            self._jobs[job.id] = claimed
+            return claimed
+
+    def _owned(self, job_id: str, token: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state is not JobState.PROCESSING or job.lease is None:
+            return None
+        return job if job.lease.token == token else None
+
+    async def heartbeat(
+        self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
+    ) -> bool:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None or job.lease is None:
+                return False
+            expires = datetime.fromtimestamp(time.time() + lease_seconds, UTC)
+            self._jobs[job_id] = evolve(
+                job,
+                lease=evolve(job.lease, expires_at=expires),
+                progress=job.progress if progress is None else progress,
+            )
+            return True
+
+    def _finish(self, job: Job, **changes: object) -> None:
+        self._jobs[job.id] = evolve(job, lease=None, completed_at=_now(), **changes)  # type: ignore[arg-type]
+
+    async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._finish(job, state=JobState.COMPLETED, result=result, progress=100)
+            return True
+
+    async def fail(self, job_id: str, token: str, error: JobError) -> bool:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._finish(job, state=JobState.ERROR, error=error)
+            return True
+
+    async def retry(
+        self, job_id: str, token: str, error: JobError, delay_seconds: float
+    ) -> JobState | None:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None:
+                return None
+            if job.attempts >= job.max_attempts:
+                self._finish(job, state=JobState.ERROR, error=error)
+                return JobState.ERROR
+            run_after = datetime.fromtimestamp(time.time() + delay_seconds, UTC)
+            self._jobs[job_id] = evolve(
+                job, state=JobState.QUEUED, lease=None, error=error, run_after=run_after
+            )
+            return JobState.QUEUED
+
+    async def release_expired(self) -> int:
+        with self._lock:
+            now = _now()
+            expired = [
+                job
+                for job in self._jobs.values()
+                if job.state is JobState.PROCESSING
+                and job.lease is not None
+                and job.lease.expires_at < now
+            ]
+            for job in expired:
+                if job.attempts >= job.max_attempts:
+                    self._finish(job, state=JobState.ERROR, error=expired_error(job.attempts))
+                else:
+                    self._jobs[job.id] = evolve(job, state=JobState.QUEUED, lease=None)
+            return len(expired)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state not in TERMINAL_STATES:
+                self._finish(job, state=JobState.CANCELLED)
+            return self._jobs[job_id]
+
+    async def delete(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+            if job is None:
+                return False
+            self._seq.pop(job_id, None)
+            if job.idempotency_key is not None:
+                self._keys.pop(job.idempotency_key, None)
+            return True
+
+    async def prune(self, older_than: datetime) -> builtins.list[str]:
+        with self._lock:
+            old = [
+                job.id
+                for job in self._jobs.values()
+                if job.state in TERMINAL_STATES
+                and job.completed_at is not None
+                and job.completed_at < older_than
+            ]
+        for job_id in old:
+            await self.delete(job_id)
+        return old
+
+    async def counts(self) -> dict[JobState, int]:
+        with self._lock:
+            counts = dict.fromkeys(JobState, 0)
+            for job in self._jobs.values():
+                counts[job.state] += 1
+            return counts
+
+    async def close(self) -> None:
+        with self._lock:
+            self._jobs.clear()

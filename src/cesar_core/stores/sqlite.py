@@ -1,0 +1,390 @@
+"""The default job store: one SQLite file, safe for several processes on one machine.
+
+- WAL journal, ``busy_timeout`` on every connection, ``BEGIN IMMEDIATE`` for every write
+  (a deferred transaction that upgrades to a write can fail with "database is locked"
+  without waiting, which ``IMMEDIATE`` avoids).
+- A claim is one ``UPDATE ... RETURNING`` on the oldest runnable job.
+- Lease times come from SQLite's clock (``julianday('now')``), never the caller's.
+- The schema is versioned: numbered migrations are applied when the store opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..convert import from_dict, to_dict
+from ..errors import CesarError
+from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob
+from ..protocols import Page
+from ..transcript import TranscribeOptions, Transcript
+from .common import decode_cursor, encode_cursor, expired_error
+
+#: Seconds since the Unix epoch, from the database's clock.
+NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+BUSY_TIMEOUT_MS = 30_000
+
+#: Numbered schema migrations; each is a list of statements applied in one transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL,
+            source TEXT NOT NULL,
+            options TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            idempotency_key TEXT UNIQUE,
+            webhook_url TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            completed_at REAL,
+            run_after REAL NOT NULL,
+            progress INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            lease_token TEXT,
+            lease_worker TEXT,
+            lease_expires_at REAL,
+            result TEXT,
+            error_code TEXT,
+            error_message TEXT
+        )""",
+        "CREATE INDEX jobs_queued ON jobs (run_after, seq) WHERE state = 'queued'",
+        "CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state = 'processing'",
+        "CREATE INDEX jobs_state ON jobs (state, seq)",
+        "CREATE INDEX jobs_finished ON jobs (completed_at) "
+        "WHERE state IN ('completed', 'error', 'cancelled')",
+    ),
+)
+
+_COLUMNS = (
+    "seq, id, state, source, options, metadata, idempotency_key, webhook_url, created_at, "
+    "started_at, completed_at, run_after, progress, attempts, max_attempts, lease_token, "
+    "lease_worker, lease_expires_at, error_code, error_message"
+)
+
+
+class SQLiteJobStore:
+    """A :class:`~cesar_core.protocols.JobStore` in one SQLite file."""
+
+    def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SQLiteJobStore:
+        """Open (creating if needed) the database at ``path`` and migrate it."""
+        path = Path(path).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, aiosqlite.Error) as exc:
+            raise CesarError(
+                f"Cannot open the job database {path}: {exc}.",
+                hint="Check that its directory exists and is writable, or choose another "
+                "store with --store / CESAR_STORE.",
+            ) from exc
+        connection.row_factory = aiosqlite.Row
+        await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        store = cls(path, connection)
+        await store._migrate()
+        return store
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            rows = await db.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
+            current = next(iter(rows))[0] or 0
+            if current > len(MIGRATIONS):
+                raise CesarError(
+                    f"The job database {self.path} has schema version {current}, newer than "
+                    f"this Cesar knows ({len(MIGRATIONS)}).",
+                    hint="Upgrade Cesar on this machine, or use another database.",
+                )
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await db.execute(statement)
+                await db.execute(
+                    f"INSERT INTO schema_migrations (version, applied_at) VALUES (?, {NOW})",
+                    (version,),
+                )
+
+    async def schema_version(self) -> int:
+        """The newest migration applied to this database."""
+        rows = await self._db.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
+        return int(next(iter(rows))[0])
+
+    async def create(self, job: NewJob) -> tuple[Job, bool]:
+        async with self._write() as db:
+            if job.idempotency_key is not None:
+                found = await _one(
+                    db,
+                    f"SELECT {_COLUMNS}, result FROM jobs WHERE idempotency_key = ?",
+                    (job.idempotency_key,),
+                )
+                if found is not None:
+                    return _job(found), False
+            row = await _one(
+                db,
+                "INSERT INTO jobs (id, state, source, options, metadata, idempotency_key, "
+                "webhook_url, created_at, run_after, max_attempts) "
+                f"VALUES (?, 'queued', ?, ?, ?, ?, ?, {NOW}, {NOW}, ?) "
+                f"RETURNING {_COLUMNS}, result",
+                (
+                    job.id,
+                    _dump(job.source),
+                    _dump(job.options),
+                    json.dumps(job.metadata),
+                    job.idempotency_key,
+                    job.webhook_url,
+                    job.max_attempts,
+                ),
+            )
+        assert row is not None
+        return _job(row), True
+
+    async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
+        result = "result" if include_result else "NULL AS result"
+        async with self._lock:
+            row = await _one(
+                self._db, f"SELECT {_COLUMNS}, {result} FROM jobs WHERE id = ?", (job_id,)
+            )
+        return None if row is None else _job(row)
+
+    async def list(
+        self,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        include_result: bool = False,
+    ) -> Page:
+        before = decode_cursor(cursor)
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if before is not None:
+            clauses.append("seq < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        result = "result" if include_result else "NULL AS result"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_COLUMNS}, {result} FROM jobs {where} ORDER BY seq DESC LIMIT ?",
+                (*params, limit + 1),
+            )
+        rows = list(rows)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
+        return Page(jobs=tuple(_job(row) for row in rows), next_cursor=next_cursor)
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        async with self._write() as db:
+            row = await _one(
+                db,
+                "UPDATE jobs SET state = 'processing', attempts = attempts + 1, progress = 0, "
+                f"started_at = {NOW}, lease_token = ?, lease_worker = ?, "
+                f"lease_expires_at = {NOW} + ? "
+                "WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' "
+                f"AND run_after <= {NOW} ORDER BY seq LIMIT 1) "
+                f"RETURNING {_COLUMNS}, NULL AS result",
+                (uuid.uuid4().hex, worker, lease_seconds),
+            )
+        return None if row is None else _job(row)
+
+    async def heartbeat(
+        self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
+    ) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                f"UPDATE jobs SET lease_expires_at = {NOW} + ?, "
+                "progress = COALESCE(?, progress) "
+                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
+                (lease_seconds, progress, job_id, token),
+            )
+            return cursor.rowcount == 1
+
+    async def _finish(
+        self, job_id: str, token: str, state: JobState, result: str | None, error: JobError | None
+    ) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                f"UPDATE jobs SET state = ?, completed_at = {NOW}, result = ?, "
+                "error_code = ?, error_message = ?, "
+                "progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END, "
+                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
+                (
+                    state.value,
+                    result,
+                    error and error.code,
+                    error and error.message,
+                    state.value,
+                    job_id,
+                    token,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
+        return await self._finish(job_id, token, JobState.COMPLETED, _dump(result), None)
+
+    async def fail(self, job_id: str, token: str, error: JobError) -> bool:
+        return await self._finish(job_id, token, JobState.ERROR, None, error)
+
+    async def retry(
+        self, job_id: str, token: str, error: JobError, delay_seconds: float
+    ) -> JobState | None:
+        async with self._write() as db:
+            row = await _one(
+                db,
+                "UPDATE jobs SET "
+                "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
+                f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
+                f"run_after = {NOW} + ?, error_code = ?, error_message = ?, "
+                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                "WHERE id = ? AND state = 'processing' AND lease_token = ? RETURNING state",
+                (delay_seconds, error.code, error.message, job_id, token),
+            )
+        return None if row is None else JobState(row["state"])
+
+    async def release_expired(self) -> int:
+        async with self._write() as db:
+            rows = builtins.list(
+                await db.execute_fetchall(
+                    "SELECT id, attempts FROM jobs WHERE state = 'processing' "
+                    f"AND lease_expires_at < {NOW}"
+                )
+            )
+            for row in rows:
+                error = expired_error(row["attempts"])
+                await db.execute(
+                    "UPDATE jobs SET "
+                    "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
+                    f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
+                    "error_code = CASE WHEN attempts >= max_attempts THEN ? END, "
+                    "error_message = CASE WHEN attempts >= max_attempts THEN ? END, "
+                    "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                    "WHERE id = ?",
+                    (error.code, error.message, row["id"]),
+                )
+            return len(rows)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        async with self._write() as db:
+            await db.execute(
+                f"UPDATE jobs SET state = 'cancelled', completed_at = {NOW}, "
+                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                "WHERE id = ? AND state IN ('queued', 'processing')",
+                (job_id,),
+            )
+            row = await _one(db, f"SELECT {_COLUMNS}, result FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else _job(row)
+
+    async def delete(self, job_id: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return cursor.rowcount == 1
+
+    async def prune(self, older_than: datetime) -> builtins.list[str]:
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "DELETE FROM jobs WHERE state IN ('completed', 'error', 'cancelled') "
+                "AND completed_at < ? RETURNING id",
+                (older_than.timestamp(),),
+            )
+        return [row["id"] for row in rows]
+
+    async def counts(self) -> dict[JobState, int]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
+            )
+        counts = dict.fromkeys(JobState, 0)
+        for row in rows:
+            counts[JobState(row["state"])] = row["n"]
+        return counts
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    async with db.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+        rest = await cursor.fetchall()  # RETURNING rows are only final once all are read
+        del rest
+        return row
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(to_dict(value), separators=(",", ":"))
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _job(row: Any) -> Job:
+    lease = None
+    if row["lease_token"] is not None:
+        lease = Lease(
+            token=row["lease_token"],
+            worker=row["lease_worker"],
+            expires_at=datetime.fromtimestamp(row["lease_expires_at"], UTC),
+        )
+    error = None
+    if row["error_code"] is not None:
+        error = JobError(code=row["error_code"], message=row["error_message"])
+    result = row["result"]
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        source=from_dict(json.loads(row["source"]), JobSource),
+        options=from_dict(json.loads(row["options"]), TranscribeOptions),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        started_at=_time(row["started_at"]),
+        completed_at=_time(row["completed_at"]),
+        run_after=_time(row["run_after"]),
+        progress=row["progress"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        result=None if result is None else from_dict(json.loads(result), Transcript),
+        error=error,
+        metadata=json.loads(row["metadata"]),
+        idempotency_key=row["idempotency_key"],
+        webhook_url=row["webhook_url"],
+        lease=lease,
+    )

@@ -1,0 +1,123 @@
+"""The job store contract against every built-in store, and what is SQLite's own."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cesar_core import InvalidOptionsError
+from cesar_core.errors import CesarError
+from cesar_core.jobs import JobState
+from cesar_core.plugins import make_manager
+from cesar_core.protocols import JobStore
+from cesar_core.stores import open_store
+from cesar_core.stores.memory import MemoryJobStore
+from cesar_core.stores.sqlite import MIGRATIONS, SQLiteJobStore
+from cesar_core.testing import JobStoreContract, new_job
+
+
+class TestMemoryStore(JobStoreContract):
+    async def open_store(self, tmp_path: Path) -> JobStore:
+        return await open_store("memory://", make_manager({}))
+
+
+class TestSQLiteStore(JobStoreContract):
+    async def open_store(self, tmp_path: Path) -> JobStore:
+        return await open_store(f"sqlite:///{tmp_path / 'jobs.db'}", make_manager({}))
+
+
+def test_store_urls_are_checked() -> None:
+    manager = make_manager({})
+    with pytest.raises(InvalidOptionsError, match=r"No job store handles 'redis://x'") as error:
+        asyncio.run(open_store("redis://x", manager))
+    assert "memory://, sqlite://" in str(error.value)
+    with pytest.raises(InvalidOptionsError, match="Invalid SQLite store URL"):
+        asyncio.run(open_store("sqlite://jobs.db", manager))
+    store = asyncio.run(open_store("memory://", manager))
+    assert isinstance(store, MemoryJobStore)
+
+
+def test_sqlite_uses_wal_and_migrates_once(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    async def scenario() -> None:
+        store = await SQLiteJobStore.open(path)
+        await store.create(new_job())
+        assert await store.schema_version() == len(MIGRATIONS)
+        await store.close()
+        again = await SQLiteJobStore.open(path)  # migrations are not applied twice
+        assert (await again.counts())[JobState.QUEUED] == 1
+        await again.close()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        versions = db.execute("SELECT version FROM schema_migrations").fetchall()
+    assert versions == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    asyncio.run(_open_close(path))
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, 0)")
+    with pytest.raises(CesarError, match="schema version 999, newer than this Cesar knows"):
+        asyncio.run(_open_close(path))
+
+
+def test_sqlite_unwritable_location_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CesarError, match="Cannot open the job database"):
+        asyncio.run(_open_close(blocker / "jobs.db"))
+
+
+async def _open_close(path: Path) -> None:
+    store = await SQLiteJobStore.open(path)
+    await store.close()
+
+
+def _claim_all(path: str, worker: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def loop() -> list[str]:
+        store = await SQLiteJobStore.open(path)
+        ids = []
+        while (job := await store.claim(worker, 30)) is not None:
+            assert job.lease is not None
+            assert await store.complete(job.id, job.lease.token, _transcript())
+            ids.append(job.id)
+        await store.close()
+        return ids
+
+    out.put(asyncio.run(loop()))
+
+
+def _transcript():  # a fresh import in the child process
+    from cesar_core.testing import TRANSCRIPT
+
+    return TRANSCRIPT
+
+
+def test_processes_sharing_one_file_claim_each_job_once(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    async def fill() -> list[str]:
+        store = await SQLiteJobStore.open(path)
+        ids = [(await store.create(new_job()))[0].id for _ in range(300)]
+        await store.close()
+        return ids
+
+    created = asyncio.run(fill())
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_claim_all, args=(str(path), f"w{i}", out)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    claimed = [job_id for _ in workers for job_id in out.get(timeout=120)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sorted(claimed) == sorted(created)  # every job once, none twice
