@@ -7,7 +7,8 @@ ours, it only has to look right to a type checker and pass the behaviour tests.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -154,6 +155,11 @@ class JobStore(Protocol):
         """
         ...
 
+    async def release(self, job_id: str, token: str) -> bool:
+        """Hand a running job back to the queue without counting the attempt (a worker
+        shutting down); False when the lease is lost."""
+        ...
+
     async def release_expired(self) -> int:
         """Return jobs whose lease expired to ``queued`` (``error`` once out of attempts).
 
@@ -182,4 +188,32 @@ class JobStore(Protocol):
 
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where the audio of uploaded jobs waits for a worker.
+
+    Keys are ``<job id>/<name>``; everything under a job's id belongs to that job and is
+    removed with it.
+    """
+
+    async def save(
+        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
+    ) -> int:
+        """Stream ``chunks`` into ``key`` and return the size; nothing is visible under
+        ``key`` until the last chunk is written, and nothing is left on failure."""
+        ...
+
+    def local_path(self, key: str) -> AbstractAsyncContextManager[Path]:
+        """A local file with the content of ``key`` for as long as the context lasts."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a complete file."""
+        ...
+
+    async def delete_job(self, job_id: str) -> None:
+        """Remove every file of the job; missing files are not an error."""
         ...

@@ -289,6 +289,26 @@ class JobStoreContract:
 
         run(scenario)
 
+    def test_release_hands_a_job_back_without_counting(
+        self, run: Callable[[Scenario], Any]
+    ) -> None:
+        async def scenario(store: JobStore) -> None:
+            job = await claimed(store)
+            token = job.lease.token  # type: ignore[union-attr]
+            assert not await store.release(job.id, "stale")
+            assert await store.release(job.id, token)
+            back = await store.get(job.id)
+            assert back is not None
+            assert back.state is JobState.QUEUED
+            assert back.attempts == 0
+            assert back.lease is None
+            assert not await store.complete(job.id, token, TRANSCRIPT)
+            again = await store.claim("w2", 30)
+            assert again is not None
+            assert again.attempts == 1
+
+        run(scenario)
+
     def test_cancel_ends_in_one_terminal_state(self, run: Callable[[Scenario], Any]) -> None:
         async def scenario(store: JobStore) -> None:
             queued, _ = await store.create(new_job())

@@ -92,14 +92,19 @@ class MemoryJobStore:
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         with self._lock:
             now = _now()
-            runnable = [
-                job
-                for job in self._jobs.values()
-                if job.state is JobState.QUEUED and (job.run_after is None or job.run_after <= now)
-            ]
-            if not runnable:
+            # Dicts keep insertion order, which is creation order: the first runnable job
+            # found is the oldest.
+            job = next(
+                (
+                    job
+                    for job in self._jobs.values()
+                    if job.state is JobState.QUEUED
+                    and (job.run_after is None or job.run_after <= now)
+                ),
+                None,
+            )
+            if job is None:
                 return None
-            job = min(runnable, key=lambda j: self._seq[j.id])
             claimed = evolve(
                 job,
                 state=JobState.PROCESSING,
@@ -144,7 +149,7 @@ class MemoryJobStore:
             job = self._owned(job_id, token)
             if job is None:
                 return False
-            self._finish(job, state=JobState.COMPLETED, result=result, progress=100)
+            self._finish(job, state=JobState.COMPLETED, result=result, progress=100, error=None)
             return True
 
     async def fail(self, job_id: str, token: str, error: JobError) -> bool:
@@ -170,6 +175,16 @@ class MemoryJobStore:
                 job, state=JobState.QUEUED, lease=None, error=error, run_after=run_after
             )
             return JobState.QUEUED
+
+    async def release(self, job_id: str, token: str) -> bool:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._jobs[job_id] = evolve(
+                job, state=JobState.QUEUED, lease=None, attempts=max(0, job.attempts - 1)
+            )
+            return True
 
     async def release_expired(self) -> int:
         with self._lock:

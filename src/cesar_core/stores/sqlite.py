@@ -280,6 +280,16 @@ class SQLiteJobStore:
             )
         return None if row is None else JobState(row["state"])
 
+    async def release(self, job_id: str, token: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), "
+                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
+                (job_id, token),
+            )
+            return cursor.rowcount == 1
+
     async def release_expired(self) -> int:
         async with self._write() as db:
             rows = builtins.list(
@@ -342,11 +352,10 @@ class SQLiteJobStore:
 
 
 async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    async with db.execute(sql, params) as cursor:
-        row = await cursor.fetchone()
-        rest = await cursor.fetchall()  # RETURNING rows are only final once all are read
-        del rest
-        return row
+    # One round trip to the connection's thread; reading every row also finishes a
+    # RETURNING statement, whose changes are only complete once all rows are read.
+    rows = builtins.list(await db.execute_fetchall(sql, params))
+    return rows[0] if rows else None
 
 
 def _dump(value: Any) -> str:

@@ -1,0 +1,94 @@
+"""Jobs per second through the queue with a no-op transcriber, one process.
+
+    python bench/queue.py --jobs 5000 --repeats 3
+
+Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (audio streamed into
+local storage, job created) and completes them with one ``Worker`` (claim, run the no-op
+transcriber in its thread, complete, clean up the audio). The figure is jobs / wall time
+of the whole run, submit included. Stores alternate within each repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is named like the standard library's ``queue``: keep its folder off the path so
+# that ``import queue`` (used by CTranslate2) finds the real one.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from tests.worker_process import NoopTranscriber
+
+from cesar_core.protocols import JobStore
+from cesar_core.service import JobService
+from cesar_core.storage.local import LocalStorage
+from cesar_core.stores.memory import MemoryJobStore
+from cesar_core.stores.sqlite import SQLiteJobStore
+from cesar_core.worker import Worker, WorkerConfig
+
+AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
+
+
+async def open_store(kind: str, root: Path) -> JobStore:
+    if kind == "memory":
+        return MemoryJobStore()
+    return await SQLiteJobStore.open(root / "jobs.db")
+
+
+async def one_run(kind: str, jobs: int) -> float:
+    root = Path(tempfile.mkdtemp(prefix=f"cesar-queue-{kind}-"))
+    store = await open_store(kind, root)
+    service = JobService(store, LocalStorage(root / "audio"))
+    worker = Worker(
+        store,
+        service.storage,
+        NoopTranscriber(),
+        WorkerConfig(poll_seconds=0.01, heartbeat_seconds=5, sweep_seconds=60),
+    )
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield AUDIO
+
+    started = time.perf_counter()
+    for _ in range(jobs):
+        await service.submit_file(chunks(), filename="a.wav")
+    await worker.run(until_idle=True)
+    elapsed = time.perf_counter() - started
+    assert worker.completed == jobs, (worker.completed, jobs)
+    await store.close()
+    return jobs / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
+    args = parser.parse_args()
+    rates: dict[str, list[float]] = {"memory": [], "sqlite": []}
+    for _ in range(args.repeats):
+        for kind in rates:
+            rates[kind].append(asyncio.run(one_run(kind, args.jobs)))
+    results = {
+        kind: {"max": max(r), "median": statistics.median(r), "runs": r}
+        for kind, r in rates.items()
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"jobs": args.jobs, "cpu_count": os.cpu_count(), "jobs_per_s": results})
+    )
+    for kind, row in results.items():
+        print(f"{kind:7} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
+
+
+if __name__ == "__main__":
+    main()

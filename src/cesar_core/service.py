@@ -1,0 +1,166 @@
+"""JobService: the operations the CLI, the HTTP API and scripts share.
+
+The service owns the pairing of a job record with its stored audio: a job never exists
+without its file, and a file never outlives its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import AudioNotFoundError, CesarError
+from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
+from .protocols import JobStore, Page, Storage
+from .settings import Settings
+from .storage.local import LocalStorage, audio_key
+from .transcript import TranscribeOptions
+
+CHUNK_BYTES = 1 << 20
+#: Finished jobs are kept this long by default before :meth:`JobService.prune` removes them.
+DEFAULT_RETENTION = timedelta(hours=24)
+
+
+class JobNotFoundError(CesarError):
+    """No job has this id (it never existed, or was deleted or pruned)."""
+
+    code = "job_not_found"
+
+
+class JobService:
+    """Submit, inspect, cancel and delete jobs."""
+
+    def __init__(self, store: JobStore, storage: Storage) -> None:
+        self.store = store
+        self.storage = storage
+
+    @classmethod
+    async def open(cls, settings: Settings | None = None) -> JobService:
+        """The store named by the settings, and audio under ``<data_dir>/audio``."""
+        from .stores import open_store
+
+        settings = settings or Settings.load()
+        store = await open_store(settings.store_url)
+        return cls(store, LocalStorage(settings.data_dir / "audio"))
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    async def submit_file(
+        self,
+        audio: AsyncIterable[bytes] | BinaryIO | str | Path,
+        *,
+        filename: str | None = None,
+        options: TranscribeOptions | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        max_bytes: int | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> tuple[Job, bool]:
+        """Store the audio, then queue a job for it.
+
+        ``audio`` is streamed in chunks: an async iterable of bytes (an HTTP upload), an
+        open binary file, or a path. With an ``idempotency_key`` already used, the earlier
+        job is returned and the audio just stored is removed again (the store decides,
+        atomically, so concurrent submissions with one key still make one job).
+
+        :return: the job, and whether it was created now.
+        """
+        if isinstance(audio, str | Path):
+            filename = filename or Path(audio).name
+        job_id = new_job_id()
+        key = audio_key(job_id, filename)
+        size = await self.storage.save(key, _chunks(audio), max_bytes=max_bytes)
+        new = NewJob(
+            id=job_id,
+            source=JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size),
+            options=options or TranscribeOptions(),
+            metadata=metadata or {},
+            idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
+            max_attempts=max_attempts,
+        )
+        try:
+            job, created = await self.store.create(new)
+        except BaseException:
+            await self.storage.delete_job(job_id)
+            raise
+        if not created:  # another request with the same key won the race
+            await self.storage.delete_job(job_id)
+        return job, created
+
+    async def get(self, job_id: str, *, include_result: bool = True) -> Job:
+        """The job; raises :class:`JobNotFoundError` for an unknown id."""
+        job = await self.store.get(job_id, include_result=include_result)
+        if job is None:
+            raise JobNotFoundError(
+                f"No job has the id {job_id!r}.",
+                hint="It may have been deleted, or pruned after its retention period.",
+            )
+        return job
+
+    async def list(
+        self, *, state: JobState | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Jobs newest first, without their results."""
+        return await self.store.list(state=state, limit=limit, cursor=cursor)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job; a finished job is returned unchanged."""
+        job = await self.store.cancel(job_id)
+        if job is None:
+            raise JobNotFoundError(f"No job has the id {job_id!r}.")
+        if job.state is JobState.CANCELLED:
+            await self.storage.delete_job(job_id)
+        return job
+
+    async def delete(self, job_id: str) -> bool:
+        """Cancel the job if it is unfinished, then forget it and its files.
+
+        Idempotent: deleting an unknown job returns False.
+        """
+        await self.store.cancel(job_id)
+        deleted = await self.store.delete(job_id)
+        await self.storage.delete_job(job_id)
+        return deleted
+
+    async def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 0.2) -> Job:
+        """Wait until the job is finished and return it (``TimeoutError`` after ``timeout``)."""
+
+        async def finished() -> Job:
+            while True:
+                job = await self.get(job_id)
+                if job.state.terminal:
+                    return job
+                await asyncio.sleep(poll)
+
+        return await asyncio.wait_for(finished(), timeout)
+
+    async def prune(self, retention: timedelta = DEFAULT_RETENTION) -> builtins.list[str]:
+        """Delete jobs finished more than ``retention`` ago, and their files."""
+        ids = await self.store.prune(datetime.now(UTC) - retention)
+        for job_id in ids:
+            await self.storage.delete_job(job_id)
+        return ids
+
+
+async def _chunks(audio: AsyncIterable[bytes] | BinaryIO | str | Path) -> AsyncIterator[bytes]:
+    if isinstance(audio, str | Path):
+        if not os.path.isfile(audio):
+            raise AudioNotFoundError(f"{audio} is not a file.", hint="Check the path.")
+        with open(audio, "rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+                yield chunk
+    elif hasattr(audio, "read"):
+        while chunk := await asyncio.to_thread(audio.read, CHUNK_BYTES):
+            yield chunk
+    else:
+        async for chunk in audio:
+            yield chunk

@@ -1,0 +1,1 @@
+"""Where job audio lives between submission and transcription."""

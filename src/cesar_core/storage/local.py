@@ -1,0 +1,119 @@
+"""Job audio in a local directory: streamed writes, atomic renames, cleanup by job.
+
+Uploads are written chunk by chunk (never whole in memory) to a scratch file in the same
+directory tree, checked against a size cap as they arrive, and renamed into place only
+once complete, so a reader never sees half an upload and a failed upload leaves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import CesarError
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Upload chunks are gathered up to this size before each write.
+WRITE_BYTES = 1 << 20
+
+
+class UploadTooLargeError(CesarError):
+    """The upload grew past the configured size cap."""
+
+    code = "upload_too_large"
+
+
+def audio_key(job_id: str, filename: str | None) -> str:
+    """The storage key of a job's audio: its id, and a suffix kept for decoders' sake."""
+    suffix = Path(filename or "").suffix.lower()
+    suffix = _SAFE.sub("", suffix)[:10] if suffix else ""
+    return f"{job_id}/audio{suffix}"
+
+
+class LocalStorage:
+    """Files under ``root``; keys are relative paths of the form ``<job id>/<name>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def _path(self, key: str) -> Path:
+        if os.path.isabs(key) or ".." in Path(key).parts:
+            raise ValueError(f"storage key {key!r} escapes the storage directory")
+        return self.root / key
+
+    async def save(
+        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
+    ) -> int:
+        """Stream ``chunks`` into ``key``; returns the size. Raises when over ``max_bytes``.
+
+        Chunks are gathered up to :data:`WRITE_BYTES` and written in one call off the event
+        loop, so a small upload costs three thread hand-offs, a large one one per MiB.
+        """
+        target = self._path(key)
+        scratch = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+        handle = await asyncio.to_thread(_open_scratch, scratch)
+        size = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise UploadTooLargeError(
+                        f"The upload is larger than the limit of {max_bytes:,} bytes.",
+                        hint="Send a smaller file, or raise the limit (max_upload_bytes).",
+                    )
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= WRITE_BYTES:
+                    await asyncio.to_thread(handle.writelines, pending)
+                    pending, pending_size = [], 0
+            await asyncio.to_thread(_finish, handle, pending, scratch, target)
+        except BaseException:
+            await asyncio.to_thread(_discard, handle, scratch)
+            raise
+        return size
+
+    @asynccontextmanager
+    async def local_path(self, key: str) -> AsyncIterator[Path]:
+        """A path the transcriber can open; local storage hands out the file itself."""
+        yield self._path(key)
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a complete file."""
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete_job(self, job_id: str) -> None:
+        """Remove every file of a job (missing files are fine)."""
+        await asyncio.to_thread(shutil.rmtree, self._path(job_id), True)
+
+
+def _open_scratch(scratch: Path) -> BinaryIO:
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    return scratch.open("wb")
+
+
+def _finish(handle: BinaryIO, pending: list[bytes], scratch: Path, target: Path) -> None:
+    handle.writelines(pending)
+    handle.flush()
+    os.fsync(handle.fileno())  # the job row that points here must not outlive the bytes
+    handle.close()
+    os.replace(scratch, target)
+
+
+def _discard(handle: BinaryIO, scratch: Path) -> None:
+    handle.close()
+    scratch.unlink(missing_ok=True)
+    _remove_empty(scratch.parent)
+
+
+def _remove_empty(directory: Path) -> None:
+    with suppress(OSError):
+        directory.rmdir()

@@ -1,0 +1,267 @@
+"""The worker: claim a job, keep its lease alive, transcribe in a thread, finish it once.
+
+Each of ``concurrency`` slots loops: claim the oldest runnable job with a lease, run the
+transcriber in a dedicated thread (so the event loop stays free for heartbeats), and
+finish the job only while still holding the lease. A heartbeat task renews the lease and
+writes progress (at most once per ``heartbeat_seconds``); when the store refuses a
+heartbeat, the job was cancelled or taken over, and the transcription is stopped at its
+next progress report. Another task returns expired leases of dead workers to the queue.
+
+On :meth:`Worker.request_stop` (SIGTERM) the worker stops claiming, lets running jobs
+finish for ``grace_seconds``, then hands the rest back to the queue without counting the
+attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+from attrs import define, frozen
+
+from .errors import CesarError
+from .jobs import Job, JobError, SourceKind
+from .protocols import JobStore, Storage, Transcriber
+from .transcript import Transcript
+
+logger = logging.getLogger(__name__)
+
+
+@frozen(kw_only=True)
+class WorkerConfig:
+    """How a worker paces itself. Defaults suit one machine and the SQLite store."""
+
+    #: Jobs run at once, each in its own thread (they share one warm model).
+    concurrency: int = 1
+    #: How long a claim lasts without a heartbeat; a dead worker's job waits this long.
+    lease_seconds: float = 30.0
+    #: How often the lease is renewed and progress written.
+    heartbeat_seconds: float = 2.0
+    #: How long an idle slot waits before asking for work again.
+    poll_seconds: float = 0.5
+    #: How often expired leases are returned to the queue.
+    sweep_seconds: float = 5.0
+    #: Retry backoff: ``base * 2 ** (attempt - 1)``, capped, with jitter.
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    #: After a stop request, how long running jobs may go on before being handed back.
+    grace_seconds: float = 30.0
+
+
+class JobAborted(Exception):
+    """Raised inside the transcription thread to stop a job the worker gave up on."""
+
+
+@define
+class _Running:
+    job: Job
+    token: str
+    abort: threading.Event
+    progress: int = 0
+    handback: bool = False
+
+
+FinishedCallback = Callable[[Job], Awaitable[None]]
+
+
+def default_worker_name() -> str:
+    """Host, process and a random suffix: unique, and readable in ``cesar jobs show``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs jobs from ``store`` with ``transcriber``, reading uploads from ``storage``."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        storage: Storage,
+        transcriber: Transcriber,
+        config: WorkerConfig | None = None,
+        *,
+        name: str | None = None,
+        on_finished: FinishedCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.transcriber = transcriber
+        self.config = config or WorkerConfig()
+        self.name = name or default_worker_name()
+        self.on_finished = on_finished
+        self.completed = 0
+        self._running: dict[str, _Running] = {}
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.config.concurrency, thread_name_prefix="cesar-job"
+        )
+
+    def request_stop(self) -> None:
+        """Stop claiming; running jobs get ``grace_seconds`` to finish. Thread-safe."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Work until :meth:`request_stop` (or, with ``until_idle``, until no job is left)."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        sweeper = asyncio.create_task(self._sweep())
+        watchdog = asyncio.create_task(self._grace())
+        logger.info("worker %s started with %d slot(s)", self.name, self.config.concurrency)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.config.concurrency):
+                    group.create_task(self._slot(until_idle))
+        finally:
+            for task in (sweeper, watchdog):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            logger.info("worker %s stopped after %d job(s)", self.name, self.completed)
+
+    async def _slot(self, until_idle: bool) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                job = await self.store.claim(self.name, self.config.lease_seconds)
+            except Exception:
+                logger.exception("claiming a job failed; retrying")
+                job = None
+            if job is None:
+                if until_idle:
+                    return
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.config.poll_seconds)
+                continue
+            await self._run(job)
+
+    async def _run(self, job: Job) -> None:
+        assert job.lease is not None
+        running = _Running(job=job, token=job.lease.token, abort=threading.Event())
+        self._running[job.id] = running
+        beat = asyncio.create_task(self._heartbeat(running))
+        try:
+            await self._attempt(running)
+        except Exception:
+            logger.exception("job %s: the worker failed while finishing it", job.id)
+        finally:
+            beat.cancel()
+            with suppress(asyncio.CancelledError):
+                await beat
+            del self._running[job.id]
+        await self._after(job.id)
+
+    async def _attempt(self, running: _Running) -> None:
+        job, token, store = running.job, running.token, self.store
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._audio(job) as path:
+                result: Transcript = await loop.run_in_executor(
+                    self._executor, self._transcribe, path, running
+                )
+        except JobAborted:
+            if running.handback and await store.release(job.id, token):
+                logger.info("job %s handed back to the queue", job.id)
+            return
+        except CesarError as exc:
+            error = JobError(code=exc.code, message=str(exc))
+            if exc.permanent:
+                logger.warning("job %s failed: %s", job.id, exc)
+                await store.fail(job.id, token, error)
+                return
+            await self._retry(job, token, error)
+            return
+        except Exception as exc:
+            logger.exception("job %s: unexpected error", job.id)
+            error = JobError(code="internal_error", message=f"{type(exc).__name__}: {exc}")
+            await self._retry(job, token, error)
+            return
+        if await store.complete(job.id, token, result):
+            self.completed += 1
+        else:
+            logger.warning("job %s finished after its lease was lost; result dropped", job.id)
+
+    async def _retry(self, job: Job, token: str, error: JobError) -> None:
+        base = self.config.retry_base_seconds * 2 ** max(0, job.attempts - 1)
+        delay = min(self.config.retry_max_seconds, base) * random.uniform(0.5, 1.0)
+        state = await self.store.retry(job.id, token, error, delay)
+        logger.warning("job %s: %s (now %s, retry in %.1f s)", job.id, error.message, state, delay)
+
+    def _transcribe(self, path: Path, running: _Running) -> Transcript:
+        def progress(fraction: float) -> None:
+            if running.abort.is_set():
+                raise JobAborted
+            running.progress = max(running.progress, min(99, int(fraction * 100)))
+
+        if running.abort.is_set():
+            raise JobAborted
+        return self.transcriber.transcribe(path, running.job.options, progress)
+
+    @asynccontextmanager
+    async def _audio(self, job: Job) -> AsyncIterator[Path]:
+        if job.source.kind is not SourceKind.UPLOAD:
+            raise CesarError(
+                f"This worker cannot fetch {job.source.kind.value} sources.",
+                hint="Upgrade the worker to the same Cesar version as the API node.",
+            )
+        async with self.storage.local_path(job.source.location) as path:
+            yield path
+
+    async def _heartbeat(self, running: _Running) -> None:
+        sent = 0
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            progress = running.progress if running.progress != sent else None
+            try:
+                alive = await self.store.heartbeat(
+                    running.job.id, running.token, self.config.lease_seconds, progress
+                )
+            except Exception:
+                logger.exception("job %s: heartbeat failed; trying again", running.job.id)
+                continue
+            if not alive:
+                logger.info("job %s was cancelled or taken over; stopping it", running.job.id)
+                running.abort.set()
+                return
+            sent = progress if progress is not None else sent
+
+    async def _after(self, job_id: str) -> None:
+        try:
+            final = await self.store.get(job_id, include_result=False)
+            # (one read per job: the state after a retry, a cancel or a hand-back is only
+            # known to the store)
+            if final is None or final.state.terminal:
+                await self.storage.delete_job(job_id)
+            if final is not None and final.state.terminal and self.on_finished is not None:
+                await self.on_finished(final)
+        except Exception:
+            logger.exception("job %s: cleaning up after it failed", job_id)
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                released = await self.store.release_expired()
+                if released:
+                    logger.info("returned %d job(s) with expired leases to the queue", released)
+            except Exception:
+                logger.exception("sweeping expired leases failed")
+            await asyncio.sleep(self.config.sweep_seconds)
+
+    async def _grace(self) -> None:
+        assert self._stop is not None
+        await self._stop.wait()
+        await asyncio.sleep(self.config.grace_seconds)
+        for running in list(self._running.values()):
+            logger.info("job %s: grace period over, handing it back", running.job.id)
+            running.handback = True
+            running.abort.set()
