@@ -44,15 +44,18 @@ def cli() -> None:
     """Cesar: offline speech-to-text with faster-whisper.
 
     Transcribe files directly with `cesar transcribe`, list the models available offline with
-    `cesar models`. Settings come from CESAR_* environment variables (see docs/settings.md).
+    `cesar models`, run queued jobs with `cesar worker` and manage them with `cesar jobs`.
+    Settings come from CESAR_* environment variables (see docs/settings.md).
     """
 
 
 def _register() -> None:
-    from . import models, transcribe
+    from . import jobs, models, transcribe, worker
 
     cli.add_command(transcribe.transcribe)
     cli.add_command(models.models)
+    cli.add_command(worker.worker)
+    cli.add_command(jobs.jobs)
 
 
 _register()

@@ -1,0 +1,111 @@
+"""``cesar jobs``: look at and manage the jobs in a store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from cesar_core import Settings, to_dict
+from cesar_core.jobs import Job, JobState
+from cesar_core.service import JobService
+
+T = TypeVar("T")
+
+store_option = click.option(
+    "--store",
+    metavar="URL",
+    help="Job store URL. [CESAR_STORE; default: SQLite in the data directory]",
+)
+
+
+def _with_service(store: str | None, action: Callable[[JobService], Awaitable[T]]) -> T:
+    async def run() -> T:
+        service = await JobService.open(Settings.load(store=store))
+        try:
+            return await action(service)
+        finally:
+            await service.close()
+
+    return asyncio.run(run())
+
+
+def _summary(job: Job) -> str:
+    name = job.source.filename or job.source.location
+    error = f"  {job.error.code}" if job.error else ""
+    return (
+        f"{job.id}  {job.state.value:10}  {job.progress:3d}%  "
+        f"{job.created_at:%Y-%m-%d %H:%M:%S}  {name}{error}"
+    )
+
+
+@click.group()
+def jobs() -> None:
+    """List, show, cancel and delete jobs in the store."""
+
+
+@jobs.command("list")
+@store_option
+@click.option("--state", type=click.Choice([s.value for s in JobState]), help="Only this state.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", help="Continue a listing (printed after a full page).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_jobs(
+    store: str | None, state: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """Jobs, newest first."""
+    page = _with_service(
+        store,
+        lambda s: s.list(state=JobState(state) if state else None, limit=limit, cursor=cursor),
+    )
+    if as_json:
+        click.echo(json.dumps({"jobs": to_dict(list(page.jobs)), "next_cursor": page.next_cursor}))
+        return
+    for job in page.jobs:
+        click.echo(_summary(job))
+    if page.next_cursor:
+        click.echo(f"more: cesar jobs list --cursor {page.next_cursor}", err=True)
+
+
+@jobs.command()
+@store_option
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole job as JSON.")
+def show(store: str | None, job_id: str, as_json: bool) -> None:
+    """One job, with its transcript when completed."""
+    job = _with_service(store, lambda s: s.get(job_id))
+    if as_json:
+        click.echo(json.dumps(to_dict(job), ensure_ascii=False, indent=2))
+        return
+    click.echo(_summary(job))
+    details: dict[str, Any] = {
+        "attempts": f"{job.attempts} of {job.max_attempts}",
+        "worker": job.lease.worker if job.lease else None,
+        "error": f"{job.error.code}: {job.error.message}" if job.error else None,
+    }
+    for key, value in details.items():
+        if value:
+            click.echo(f"  {key}: {value}")
+    if job.result is not None:
+        click.echo(job.result.text)
+
+
+@jobs.command()
+@store_option
+@click.argument("job_id")
+def cancel(store: str | None, job_id: str) -> None:
+    """Cancel a queued or running job (a finished job is left as it is)."""
+    job = _with_service(store, lambda s: s.cancel(job_id))
+    click.echo(f"{job.id} {job.state.value}")
+
+
+@jobs.command()
+@store_option
+@click.argument("job_id")
+def delete(store: str | None, job_id: str) -> None:
+    """Delete a job and its files (cancelling it first if it is unfinished)."""
+    deleted = _with_service(store, lambda s: s.delete(job_id))
+    click.echo(f"{job_id} {'deleted' if deleted else 'was already gone'}")

@@ -1,0 +1,84 @@
+"""``cesar worker``: run queued jobs from a store, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from cesar_core import Settings, WhisperTranscriber
+from cesar_core.service import JobService
+from cesar_core.worker import Worker, WorkerConfig
+
+from .logs import configure_logging
+
+
+@click.command()
+@click.option(
+    "--store",
+    metavar="URL",
+    help="Job store URL. [CESAR_STORE; default: SQLite in the data directory]",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs run at once (each in its own thread, sharing the model).",
+)
+@click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a job stays claimed without a heartbeat.",
+)
+@click.option(
+    "--grace",
+    "grace_seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, seconds running jobs may go on before being handed back to the queue.",
+)
+@click.option("--name", help="Worker name shown on its jobs. Default: host:pid:random.")
+@click.option("-v", "--verbose", count=True, help="Log each job (-vv for debug).")
+def worker(
+    store: str | None,
+    concurrency: int,
+    lease_seconds: float,
+    grace_seconds: float,
+    name: str | None,
+    verbose: int,
+) -> None:
+    """Run queued transcription jobs until stopped.
+
+    Any number of workers may share one store: each job runs once, a worker that dies
+    loses its jobs to the others after its lease, and SIGTERM lets running jobs finish
+    (for --grace seconds) before handing them back.
+    """
+    configure_logging(max(verbose, 1), quiet=False)
+    settings = Settings.load(store=store)
+    config = WorkerConfig(
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        heartbeat_seconds=max(0.5, lease_seconds / 6),
+        grace_seconds=grace_seconds,
+    )
+    asyncio.run(_run(settings, config, name))
+
+
+async def _run(settings: Settings, config: WorkerConfig, name: str | None) -> None:
+    service = await JobService.open(settings)
+    runner = Worker(service.store, service.storage, WhisperTranscriber(settings), config, name=name)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.request_stop)
+    click.echo(f"worker {runner.name} on {settings.store_url}; stop with Ctrl-C", err=True)
+    try:
+        await runner.run()
+    finally:
+        await service.close()
+    click.echo(f"worker {runner.name} stopped after {runner.completed} job(s)", err=True)
