@@ -42,9 +42,21 @@ def start_worker(root: Path, *args: str) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")},
     )
     assert process.stdout is not None
-    line = process.stdout.readline()
+    line = _read_line(process.stdout.fileno())
     assert line.strip() == "ready", process.stderr.read() if process.stderr else line
     return process
+
+
+def _read_line(fd: int) -> str:
+    """One line, read byte by byte: a buffered readline could swallow later output that
+    ``communicate`` (which reads the raw pipe) would then never see."""
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode()
 
 
 def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> str:

@@ -212,3 +212,13 @@ def test_unwritable_output_is_explained(data: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot write {blocker / 'out.txt'}" in result.stderr
     assert "Check the permissions and free space" in result.stderr
+
+
+def test_plugins_lists_the_builtins() -> None:
+    result = cesar("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["cesar_core.transcription.sources"]["hooks"] == ["cesar_model_sources"]
+    assert rows["cesar_core.stores.builtin"]["builtin"] is True
+    text = cesar("plugins", env={"CESAR_PLUGINS": ""})
+    assert "cesar_core.stores.builtin  (built-in)  cesar_job_stores" in text.stdout

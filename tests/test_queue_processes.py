@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -81,7 +82,9 @@ def test_four_processes_complete_500_jobs_exactly_once(tmp_path: Path, data: Pat
     ]
     outputs = [stop(worker, sig=0, timeout=300) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
-    counts = [int(out.split("completed ")[1].split()[0]) for out in outputs]
+    found_counts = [re.search(r"^completed (\d+)$", out, re.MULTILINE) for out in outputs]
+    assert all(found_counts), outputs
+    counts = [int(match.group(1)) for match in found_counts if match]
     assert sum(counts) == 500  # each completion was a successful, lease-holding one
     assert all("database is locked" not in out for out in outputs)
     found = jobs(tmp_path, ids)

@@ -50,12 +50,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import jobs, models, transcribe, worker
+    from . import jobs, models, plugins, transcribe, worker
 
     cli.add_command(transcribe.transcribe)
     cli.add_command(models.models)
     cli.add_command(worker.worker)
     cli.add_command(jobs.jobs)
+    cli.add_command(plugins.plugins)
 
 
 _register()
