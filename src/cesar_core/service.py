@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import AudioNotFoundError, CesarError
+from .fetch import FetchPolicy, check_url, url_filename
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
 from .settings import Settings
@@ -35,9 +36,10 @@ class JobNotFoundError(CesarError):
 class JobService:
     """Submit, inspect, cancel and delete jobs."""
 
-    def __init__(self, store: JobStore, storage: Storage) -> None:
+    def __init__(self, store: JobStore, storage: Storage, fetch: FetchPolicy | None = None) -> None:
         self.store = store
         self.storage = storage
+        self.fetch = fetch or FetchPolicy()
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> JobService:
@@ -46,7 +48,7 @@ class JobService:
 
         settings = settings or Settings.load()
         store = await open_store(settings.store_url)
-        return cls(store, LocalStorage(settings.data_dir / "audio"))
+        return cls(store, LocalStorage(settings.data_dir / "audio"), settings.fetch_policy)
 
     async def close(self) -> None:
         """Close the store."""
@@ -95,6 +97,33 @@ class JobService:
         if not created:  # another request with the same key won the race
             await self.storage.delete_job(job_id)
         return job, created
+
+    async def submit_url(
+        self,
+        url: str,
+        *,
+        options: TranscribeOptions | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> tuple[Job, bool]:
+        """Queue a job whose audio a worker fetches from ``url`` when it runs.
+
+        The URL is checked now (scheme, host resolves, not a private address unless
+        allowed), so a bad URL is refused at once with :class:`UrlRefusedError`; the worker
+        checks it again, with every redirect, when it downloads.
+        """
+        await asyncio.to_thread(check_url, url, self.fetch)
+        new = NewJob(
+            source=JobSource(kind=SourceKind.URL, location=url, filename=url_filename(url)),
+            options=options or TranscribeOptions(),
+            metadata=metadata or {},
+            idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
+            max_attempts=max_attempts,
+        )
+        return await self.store.create(new)
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job:
         """The job; raises :class:`JobNotFoundError` for an unknown id."""

@@ -19,6 +19,7 @@ import platformdirs
 from attrs import frozen
 
 from .errors import InvalidOptionsError
+from .fetch import FetchPolicy
 from .transcript import DEFAULT_MODEL
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -59,11 +60,21 @@ class Settings:
     #: Whether a model may be fetched from the Hugging Face hub (``CESAR_ALLOW_DOWNLOAD``).
     #: Off by default: Cesar never touches the network for weights unless told to.
     allow_download: bool = False
+    #: Whether URL jobs may fetch from loopback and private addresses
+    #: (``CESAR_ALLOW_PRIVATE_URLS``). Off: a public server must not be a proxy into its LAN.
+    allow_private_urls: bool = False
+    #: The largest audio a URL job may download (``CESAR_MAX_DOWNLOAD_BYTES``).
+    max_download_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
 
     @property
     def store_url(self) -> str:
         """The store to use: ``store``, or SQLite in the data directory."""
         return self.store or f"sqlite:///{self.data_dir / 'jobs.db'}"
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        """How URL jobs may download their audio."""
+        return FetchPolicy(max_bytes=self.max_download_bytes, allow_private=self.allow_private_urls)
 
     @property
     def models_dir(self) -> Path:
@@ -101,11 +112,9 @@ class Settings:
             if env_value is not None:
                 values[name] = env_value
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "allow_download" in values:
-            where = (
-                "CESAR_ALLOW_DOWNLOAD"
-                if env.get("CESAR_ALLOW_DOWNLOAD") is not None
-                else f"allow_download in {path}"
-            )
-            values["allow_download"] = _as_bool(where, values["allow_download"])
+        for flag in ("allow_download", "allow_private_urls"):
+            if flag in values:
+                variable = f"CESAR_{flag.upper()}"
+                where = variable if env.get(variable) is not None else f"{flag} in {path}"
+                values[flag] = _as_bool(where, values[flag])
         return cls(**values)

@@ -29,8 +29,10 @@ from pathlib import Path
 from attrs import define, frozen
 
 from .errors import CesarError
+from .fetch import FetchPolicy, download
 from .jobs import Job, JobError, SourceKind
 from .protocols import JobStore, Storage, Transcriber
+from .storage.local import audio_key
 from .transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class Worker:
         *,
         name: str | None = None,
         on_finished: FinishedCallback | None = None,
+        fetch: FetchPolicy | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -97,6 +100,7 @@ class Worker:
         self.config = config or WorkerConfig()
         self.name = name or default_worker_name()
         self.on_finished = on_finished
+        self.fetch = fetch or FetchPolicy()
         self.completed = 0
         self._running: dict[str, _Running] = {}
         self._stop: asyncio.Event | None = None
@@ -209,12 +213,14 @@ class Worker:
 
     @asynccontextmanager
     async def _audio(self, job: Job) -> AsyncIterator[Path]:
-        if job.source.kind is not SourceKind.UPLOAD:
-            raise CesarError(
-                f"This worker cannot fetch {job.source.kind.value} sources.",
-                hint="Upgrade the worker to the same Cesar version as the API node.",
-            )
-        async with self.storage.local_path(job.source.location) as path:
+        """The job's audio as a local file; URL sources are downloaded into storage first
+        (and removed with the job's other files when it ends)."""
+        key = job.source.location
+        if job.source.kind is SourceKind.URL:
+            key = audio_key(job.id, job.source.filename)
+            url = job.source.location
+            await self.storage.save(key, download(url, self.fetch), max_bytes=self.fetch.max_bytes)
+        async with self.storage.local_path(key) as path:
             yield path
 
     async def _heartbeat(self, running: _Running) -> None:
