@@ -121,3 +121,26 @@ def test_processes_sharing_one_file_claim_each_job_once(tmp_path: Path) -> None:
         worker.join(timeout=60)
         assert worker.exitcode == 0
     assert sorted(claimed) == sorted(created)  # every job once, none twice
+
+
+def test_cancelled_writers_leave_no_transaction_open(tmp_path: Path) -> None:
+    """A heartbeat cancelled mid-transaction (its job ended) must not wedge the store."""
+    from contextlib import suppress
+
+    from cesar_core.testing import TRANSCRIPT, claimed
+
+    async def scenario() -> None:
+        store = await SQLiteJobStore.open(tmp_path / "jobs.db")
+        job = await claimed(store)
+        assert job.lease is not None
+        for delay in range(30):
+            task = asyncio.create_task(store.heartbeat(job.id, job.lease.token, 30, 5))
+            for _ in range(delay % 4):
+                await asyncio.sleep(0)
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        assert await store.complete(job.id, job.lease.token, TRANSCRIPT)
+        await store.close()
+
+    asyncio.run(scenario())

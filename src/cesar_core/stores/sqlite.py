@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,12 +106,17 @@ class SQLiteJobStore:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. Statements run in order on the connection's thread even
+        when the awaiting task is cancelled, so a cancelled caller (a heartbeat stopped
+        with its job) still ends its transaction: the rollback is queued behind whatever
+        was sent, and shielded from a second cancellation."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                with suppress(sqlite3.OperationalError):  # BEGIN itself may have failed
+                    await asyncio.shield(self._db.execute("ROLLBACK"))
                 raise
             await self._db.execute("COMMIT")
 
