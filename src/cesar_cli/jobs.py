@@ -13,13 +13,9 @@ from cesar_core import Settings, to_dict
 from cesar_core.jobs import Job, JobState
 from cesar_core.service import JobService
 
-T = TypeVar("T")
+from .options import store_option
 
-store_option = click.option(
-    "--store",
-    metavar="URL",
-    help="Job store URL. [CESAR_STORE; default: SQLite in the data directory]",
-)
+T = TypeVar("T")
 
 
 def _with_service(store: str | None, action: Callable[[JobService], Awaitable[T]]) -> T:

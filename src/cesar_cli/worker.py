@@ -12,14 +12,11 @@ from cesar_core.service import JobService
 from cesar_core.worker import Worker, WorkerConfig
 
 from .logs import configure_logging
+from .options import store_option
 
 
 @click.command()
-@click.option(
-    "--store",
-    metavar="URL",
-    help="Job store URL. [CESAR_STORE; default: SQLite in the data directory]",
-)
+@store_option
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
