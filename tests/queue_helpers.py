@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cesar_core.jobs import Job
 from cesar_core.service import JobService
 from cesar_core.storage.local import LocalStorage
 from cesar_core.stores.sqlite import SQLiteJobStore
+from cesar_core.worker import Worker
 
 HERE = Path(__file__).parent
 
@@ -80,3 +82,15 @@ def eventually(check: Callable[[], object], timeout: float = 30, every: float = 
 
 def run(coroutine):  # type: ignore[no-untyped-def]
     return asyncio.run(coroutine)
+
+
+async def work_until_finished(
+    worker: Worker, service: JobService, job_id: str, timeout: float
+) -> Job:
+    """Run ``worker`` until the job is finished (retries and backoff included), then stop it."""
+    task = asyncio.create_task(worker.run())
+    try:
+        return await service.wait(job_id, timeout=timeout)
+    finally:
+        worker.request_stop()
+        await task

@@ -17,7 +17,7 @@ from cesar_core.service import JobService
 from cesar_core.worker import Worker, WorkerConfig
 
 from .conftest import DATA, REFERENCES, wer
-from .queue_helpers import open_service
+from .queue_helpers import open_service, work_until_finished
 from .worker_process import NoopTranscriber
 
 FAST = WorkerConfig(heartbeat_seconds=0.05, poll_seconds=0.02, retry_base_seconds=0.01)
@@ -156,10 +156,7 @@ def test_download_failures_are_recorded(
         service.fetch = PRIVATE_OK
         job, _ = await service.submit_url(f"{server}{path}", max_attempts=2)
         worker = Worker(service.store, service.storage, NoopTranscriber(), FAST, fetch=policy)
-        task = asyncio.create_task(worker.run())
-        failed = await service.wait(job.id, timeout=20)
-        worker.request_stop()
-        await task
+        failed = await work_until_finished(worker, service, job.id, timeout=20)
         assert failed.state is JobState.ERROR
         assert failed.error is not None
         assert failed.error.code == code
@@ -177,10 +174,7 @@ def test_unreachable_server_is_retried_then_fails(tmp_path: Path) -> None:
         service.fetch = PRIVATE_OK
         job, _ = await service.submit_url("http://127.0.0.1:9/a.wav", max_attempts=2)
         worker = Worker(service.store, service.storage, NoopTranscriber(), FAST, fetch=PRIVATE_OK)
-        task = asyncio.create_task(worker.run())
-        failed = await service.wait(job.id, timeout=20)
-        worker.request_stop()
-        await task
+        failed = await work_until_finished(worker, service, job.id, timeout=20)
         assert failed.state is JobState.ERROR
         assert failed.error is not None
         assert failed.error.code == "download_failed"

@@ -15,7 +15,7 @@ from cesar_core.storage.local import UploadTooLargeError
 from cesar_core.worker import Worker, WorkerConfig
 
 from .conftest import REFERENCES, wer
-from .queue_helpers import open_service
+from .queue_helpers import open_service, work_until_finished
 from .worker_process import NoopTranscriber, SlowTranscriber, transcript
 
 FAST = WorkerConfig(
@@ -98,19 +98,13 @@ def test_transient_failures_are_retried_with_backoff(tmp_path: Path, data: Path)
         service = await open_service(tmp_path)
         job, _ = await service.submit_file(data / "speech_en.ogg")
         worker = Worker(service.store, service.storage, FlakyTranscriber(2), FAST)
-        task = asyncio.create_task(worker.run())
-        done = await service.wait(job.id, timeout=10)
-        worker.request_stop()
-        await task
+        done = await work_until_finished(worker, service, job.id, timeout=10)
         assert done.state is JobState.COMPLETED
         assert done.attempts == 3
         assert done.error is None  # a completed job carries no error
         always = await service.submit_file(data / "speech_en.ogg", max_attempts=2)
         worker = Worker(service.store, service.storage, FlakyTranscriber(5), FAST)
-        task = asyncio.create_task(worker.run())
-        failed = await service.wait(always[0].id, timeout=10)
-        worker.request_stop()
-        await task
+        failed = await work_until_finished(worker, service, always[0].id, timeout=10)
         assert failed.state is JobState.ERROR
         assert failed.attempts == 2
         assert failed.error is not None

@@ -16,6 +16,7 @@ from cesar_core import (
     Device,
     Settings,
     Task,
+    TranscribeOptions,
     Transcript,
     WhisperTranscriber,
     make_options,
@@ -216,16 +217,15 @@ def transcribe(
 
 
 def _transcribe_one(
-    transcriber: WhisperTranscriber, source: Path, opts: object, quiet: bool, verbose: int
+    transcriber: WhisperTranscriber,
+    source: Path,
+    opts: TranscribeOptions,
+    quiet: bool,
+    verbose: int,
 ) -> Transcript:
-    from cesar_core import TranscribeOptions
-
-    assert isinstance(opts, TranscribeOptions)
     started = time.perf_counter()
-    duration = probe_duration(source) if wanted(quiet) else None
-    if duration is not None:  # the bar counts the clip, not the whole file
-        duration = min(duration, opts.clip_end or duration) - (opts.clip_start or 0.0)
-        duration = duration if duration > 0 else None
+    # The bar counts the clip, not the whole file.
+    duration = probe_duration(source, opts.clip_start, opts.clip_end) if wanted(quiet) else None
     with progress_bar(source.name, duration, wanted(quiet)) as callback:
         transcript = transcriber.transcribe(source, opts, progress=callback)
     if not quiet:

@@ -42,17 +42,29 @@ def describe(source: AudioInput) -> str:
     return str(getattr(source, "name", "the uploaded audio"))
 
 
-def probe_duration(source: str | Path) -> float | None:
-    """The duration a file announces, without decoding it (None when unknown or unreadable)."""
+def clip_length(declared: float | None, start: float, end: float | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (or the announced end), None when unknown."""
+    if declared is None:
+        return None if end is None else end - start
+    until = declared if end is None else min(declared, end)
+    return max(0.0, until - start)
+
+
+def probe_duration(
+    source: str | Path, start: float | None = None, end: float | None = None
+) -> float | None:
+    """The length of the clip ``start``..``end`` of a file, from what the file announces,
+    without decoding it (None when unknown or unreadable)."""
     try:
         with av.open(str(source), mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 return None
-            return _riff_duration(source) or _declared_duration(
+            declared = _riff_duration(source) or _declared_duration(
                 container, container.streams.audio[0]
             )
     except (av.error.FFmpegError, OSError, EOFError, UnicodeDecodeError):
         return None
+    return clip_length(declared, start or 0.0, end)
 
 
 def _check_path(path: Path) -> None:
@@ -120,10 +132,7 @@ class AudioStream:
     @property
     def expected_duration(self) -> float | None:
         """How long the clip should be, when the file says how long it is."""
-        if self.declared is None:
-            return None if self.end is None else self.end - self.start
-        until = self.declared if self.end is None else min(self.declared, self.end)
-        return max(0.0, until - self.start)
+        return clip_length(self.declared, self.start, self.end)
 
     def __enter__(self) -> AudioStream:
         return self

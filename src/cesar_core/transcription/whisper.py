@@ -116,9 +116,12 @@ class WhisperTranscriber:
         self.resolver = resolver or ModelResolver.from_plugins(get_manager(), self.settings)
         self.models = ModelCache()
 
-    def load(self, options: TranscribeOptions) -> tuple[ModelLocation, Any]:
-        """Resolve and load the model ``options`` names (warming the cache)."""
-        location = self.resolver.resolve(options.model)
+    def load(
+        self, options: TranscribeOptions, location: ModelLocation | None = None
+    ) -> tuple[ModelLocation, Any]:
+        """Load the model ``options`` names (warming the cache); pass ``location`` when it
+        is already resolved, so the sources are not asked twice."""
+        location = location or self.resolver.resolve(options.model)
         assert location.path is not None, "a resolved model always has a path"
         device = pick_device(options.device)
         model = self.models.get(
@@ -139,7 +142,7 @@ class WhisperTranscriber:
         location = self.resolver.resolve(options.model)
         _check_language(options, location.multilingual, location.name)
         with AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream:
-            location, model = self.load(options)
+            location, model = self.load(options, location)
             _check_language(options, bool(model.model.is_multilingual), location.name)
             run = WindowedRun(model, options, stream.start, stream.expected_duration, progress)
             try:
