@@ -1,20 +1,31 @@
-"""The plugin manager and the model-source hook, as a third-party plugin would use them."""
+"""The plugin manager and the hooks, as a third-party plugin would use them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cesar_core import (
+    InvalidOptionsError,
     ModelLocation,
     ModelResolver,
     Settings,
     TranscribeOptions,
+    Transcript,
     WhisperTranscriber,
     hookimpl,
 )
 from cesar_core.plugins import BUILTIN_PLUGINS, make_manager
+from cesar_core.service import JobService
+from cesar_core.storage import open_storage
+from cesar_core.storage.local import LocalStorage
+from cesar_core.transcription import open_transcriber
+from cesar_core.worker import Worker
 
 from .conftest import REFERENCES, wer
 
@@ -87,3 +98,82 @@ def test_a_misspelt_hook_is_refused() -> None:
     manager.register(Broken(), name="broken")
     with pytest.raises(Exception, match="unknown hook 'cesar_model_source'"):
         manager.check_pending()
+
+
+class EchoTranscriber:
+    def transcribe(self, audio: object, options: object, progress: object = None) -> Transcript:
+        return Transcript(
+            text=Path(str(audio)).name,
+            segments=(),
+            language="en",
+            language_probability=1.0,
+            duration=0.0,
+            model="echo",
+        )
+
+
+class EchoPlugin:
+    @hookimpl
+    def cesar_transcribers(self) -> dict[str, object]:
+        return {"echo": lambda settings: EchoTranscriber()}
+
+
+def test_a_plugin_transcriber_runs_jobs_end_to_end(tmp_path: Path, data: Path) -> None:
+    manager = make_manager({"CESAR_PLUGINS": ""})
+    manager.register(EchoPlugin(), name="echo")
+    settings = Settings(data_dir=tmp_path, transcriber="echo")
+    engine = open_transcriber(settings, manager)
+    assert isinstance(engine, EchoTranscriber)
+    assert isinstance(open_transcriber(Settings(data_dir=tmp_path), manager), WhisperTranscriber)
+
+    async def scenario() -> str:
+        service = await JobService.open(settings)
+        job, _ = await service.submit_file(data / "speech_en.wav")
+        await Worker(service.store, service.storage, engine, events=service.events).run(
+            until_idle=True
+        )
+        done = await service.get(job.id)
+        await service.close()
+        assert done.result is not None
+        return done.result.text
+
+    assert asyncio.run(scenario()) == "audio.wav"  # the stored upload's name
+    with pytest.raises(InvalidOptionsError, match=r"No transcriber is called 'nope'") as error:
+        open_transcriber(Settings(data_dir=tmp_path, transcriber="nope"), manager)
+    assert "(available: echo, whisper)" in str(error.value)
+
+
+def test_cesar_worker_refuses_an_unknown_transcriber(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cesar_cli", "worker", "--transcriber", "nope"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CESAR_DATA_DIR": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "No transcriber is called 'nope' (available: whisper)" in result.stderr
+    assert not (tmp_path / "jobs.db").exists()  # refused before opening anything
+
+
+def test_storage_is_chosen_by_url(tmp_path: Path, data: Path) -> None:
+    elsewhere = tmp_path / "shared mount" / "audio"
+    settings = Settings(data_dir=tmp_path / "data", storage=elsewhere.as_uri())
+
+    async def scenario() -> None:
+        service = await JobService.open(settings)
+        job, _ = await service.submit_file(data / "speech_en.wav")
+        assert (elsewhere / job.id / "audio.wav").is_file()
+        await service.close()
+        default = await open_storage(Settings(data_dir=tmp_path / "data").storage_url)
+        assert isinstance(default, LocalStorage)
+        assert default.root == tmp_path / "data" / "audio"
+        for url, message in (
+            ("s3://bucket/audio", r"No storage handles 's3://bucket/audio' \(available: file\)"),
+            ("file://server/share", "Invalid storage URL"),
+        ):
+            with pytest.raises(InvalidOptionsError, match=message):
+                await open_storage(url)
+
+    asyncio.run(scenario())

@@ -21,6 +21,9 @@ def plugins(as_json: bool) -> None:
     manager = get_manager()
     rows: list[dict[str, Any]] = []
     for name, plugin in manager.list_name_plugin():
+        if plugin is None:  # blocked with CESAR_BLOCK_PLUGINS
+            rows.append({"name": name, "builtin": False, "blocked": True, "hooks": []})
+            continue
         hooks = sorted(
             caller.name for caller in manager.get_hookcallers(plugin) or () if caller.name
         )
@@ -32,6 +35,7 @@ def plugins(as_json: bool) -> None:
             {
                 "name": name,
                 "builtin": name in BUILTIN_PLUGINS,
+                "blocked": False,
                 "distribution": distribution,
                 "hooks": hooks,
             }
@@ -40,5 +44,8 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        if row["blocked"]:
+            click.echo(f"{row['name']}  (blocked by CESAR_BLOCK_PLUGINS)")
+            continue
         origin = "built-in" if row["builtin"] else (row["distribution"] or "external")
         click.echo(f"{row['name']}  ({origin})  {', '.join(row['hooks'])}")

@@ -7,8 +7,9 @@ import signal
 
 import click
 
-from cesar_core import Settings, WhisperTranscriber
+from cesar_core import Settings, Transcriber
 from cesar_core.service import JobService
+from cesar_core.transcription import open_transcriber
 from cesar_core.worker import Worker, WorkerConfig
 
 from .logs import configure_logging
@@ -40,6 +41,12 @@ from .options import store_option
     show_default=True,
     help="On SIGTERM, seconds running jobs may go on before being handed back to the queue.",
 )
+@click.option(
+    "--transcriber",
+    metavar="NAME",
+    help="The transcriber to run jobs with, by the name a plugin gives it "
+    "(see `cesar plugins`). Default: CESAR_TRANSCRIBER, else whisper.",
+)
 @click.option("--name", help="Worker name shown on its jobs. Default: host:pid:random.")
 @click.option("-v", "--verbose", count=True, help="Log each job (-vv for debug).")
 def worker(
@@ -47,6 +54,7 @@ def worker(
     concurrency: int,
     lease_seconds: float,
     grace_seconds: float,
+    transcriber: str | None,
     name: str | None,
     verbose: int,
 ) -> None:
@@ -57,19 +65,30 @@ def worker(
     (for --grace seconds) before handing them back.
     """
     configure_logging(max(verbose, 1), quiet=False)
-    settings = Settings.load(store=store)
+    settings = Settings.load(store=store, transcriber=transcriber)
+    engine = open_transcriber(settings)  # an unknown name fails before anything starts
     config = WorkerConfig(
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         heartbeat_seconds=max(0.5, lease_seconds / 6),
         grace_seconds=grace_seconds,
     )
-    asyncio.run(_run(settings, config, name))
+    asyncio.run(_run(settings, engine, config, name))
 
 
-async def _run(settings: Settings, config: WorkerConfig, name: str | None) -> None:
+async def _run(
+    settings: Settings, engine: Transcriber, config: WorkerConfig, name: str | None
+) -> None:
     service = await JobService.open(settings)
-    runner = Worker(service.store, service.storage, WhisperTranscriber(settings), config, name=name)
+    runner = Worker(
+        service.store,
+        service.storage,
+        engine,
+        config,
+        name=name,
+        fetch=settings.fetch_policy,
+        events=service.events,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.request_stop)

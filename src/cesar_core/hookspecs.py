@@ -11,16 +11,19 @@ Each hook is documented in ``docs/plugins.md``; a test fails when one is not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
 
-from .protocols import ModelSource
+from .protocols import JobStore, ModelSource
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .events import JobEvent
+    from .storage import StorageOpener
     from .stores import JobStoreOpener
+    from .transcription import TranscriberFactory
 
 hookspec = pluggy.HookspecMarker("cesar")
 hookimpl = pluggy.HookimplMarker("cesar")
@@ -54,5 +57,56 @@ def cesar_job_stores() -> Mapping[str, JobStoreOpener]:
     called first wins (the built-ins: ``memory`` and ``sqlite``).
 
     :return: a mapping of scheme (without ``://``) to opener.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cesar_storage() -> Mapping[str, StorageOpener]:
+    """Return the storages for job audio this plugin provides, by URL scheme.
+
+    Called when a service or worker starts (``CESAR_STORAGE``; the default is
+    ``file://<data_dir>/audio``). Each value is a coroutine function that takes the whole
+    URL and returns an open object following :class:`cesar_core.protocols.Storage`; it
+    should raise :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. The
+    API nodes and the workers must be given the same storage URL. When two plugins name the
+    same scheme, the one called first wins (the built-in: ``file``).
+
+    :return: a mapping of scheme (without ``://``) to opener.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cesar_transcribers() -> Mapping[str, TranscriberFactory]:
+    """Return the transcribers this plugin provides, by name.
+
+    Called when a worker starts; it uses the one named by ``CESAR_TRANSCRIBER`` or
+    ``cesar worker --transcriber`` (default ``whisper``, the built-in faster-whisper
+    engine). Each value is called once with the settings and returns an object following
+    :class:`cesar_core.protocols.Transcriber`, shared by all of the worker's threads. When
+    two plugins use the same name, the one called first wins.
+
+    :return: a mapping of name to factory.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cesar_job_event(event: JobEvent, store: JobStore, settings: Settings) -> Awaitable[None] | None:
+    """Called when a job reaches a terminal state: completed, failed or cancelled.
+
+    The worker that finished the job calls it (the service, for a cancellation), on its
+    event loop, so an implementation must return at once. To do slow work (an HTTP request,
+    a database write) return an awaitable: it runs as a background task, its errors are
+    logged, and it is given a bounded time to finish when the process stops. Nothing an
+    implementation does can change the job's state or delay other jobs. ``event.id`` is the
+    same each time the same outcome is announced, so handlers can ignore repeats. The
+    built-in webhook plugin implements this hook.
+
+    :param event: what happened (:class:`cesar_core.events.JobEvent`).
+    :param store: the job store, to read the whole job or record something on it.
+    :param settings: the active settings.
+    :return: None, or an awaitable to run in the background.
     """
     raise NotImplementedError

@@ -65,6 +65,29 @@ class JobError:
     message: str
 
 
+class DeliveryStatus(enum.StrEnum):
+    """How a job's webhook went."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@frozen(kw_only=True)
+class WebhookDelivery:
+    """The outcome of notifying a job's webhook, recorded on the job."""
+
+    #: The event that was sent (its ``webhook-id`` header).
+    event_id: str
+    status: DeliveryStatus
+    #: Requests made, retries included.
+    attempts: int
+    #: The HTTP status of the last answer, if any came.
+    status_code: int | None = None
+    #: Why the last attempt failed; None once delivered.
+    error: str | None = None
+    finished_at: datetime | None = None
+
+
 @frozen(kw_only=True)
 class Lease:
     """A worker's claim on a running job; only the holder of ``token`` may finish it."""
@@ -109,6 +132,8 @@ class Job:
     metadata: dict[str, Any] = field(factory=dict)
     idempotency_key: str | None = None
     webhook_url: str | None = None
+    #: How notifying ``webhook_url`` went, once it is over.
+    webhook: WebhookDelivery | None = None
     lease: Lease | None = None
 
 

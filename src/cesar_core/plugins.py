@@ -7,19 +7,27 @@ The built-in defaults are always registered, after the external ones.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .errors import InvalidOptionsError
 
 ENTRY_POINT_GROUP = "cesar"
 
 #: The modules that implement Cesar's own behaviour through the same hooks as plugins.
-BUILTIN_PLUGINS = ("cesar_core.transcription.sources", "cesar_core.stores.builtin")
+BUILTIN_PLUGINS = (
+    "cesar_core.transcription.sources",
+    "cesar_core.transcription.builtin",
+    "cesar_core.stores.builtin",
+    "cesar_core.storage.builtin",
+    "cesar_core.webhooks",
+)
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None
@@ -40,11 +48,19 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
     blocked = _names(env.get("CESAR_BLOCK_PLUGINS")) or set()
     for name in blocked:
         manager.set_blocked(name)
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name in blocked or (allowed is not None and entry_point.name not in allowed):
-            continue
-        if manager.get_plugin(entry_point.name) is None:
-            manager.register(entry_point.load(), name=entry_point.name)
+    # pluggy's own loader skips blocked names and records each plugin's distribution
+    # (shown by `cesar plugins`).
+    if allowed is None:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for name in sorted(allowed or ()):
+        loaded = manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        if not loaded and name not in blocked and manager.get_plugin(name) is None:
+            raise InvalidOptionsError(
+                f"CESAR_PLUGINS names {name!r}, but no installed package provides a "
+                "plugin of that name.",
+                hint="Check the spelling against the names `cesar plugins` lists when "
+                "CESAR_PLUGINS is unset, or install the plugin.",
+            )
     for module_name in BUILTIN_PLUGINS:
         manager.register(importlib.import_module(module_name), name=module_name)
     manager.check_pending()
@@ -58,3 +74,33 @@ def get_manager() -> pluggy.PluginManager:
         if _manager is None:
             _manager = make_manager()
         return _manager
+
+
+def named(manager: pluggy.PluginManager, hook: str) -> dict[str, Any]:
+    """Merge what a naming hook (stores, storage, transcribers) returns from every plugin.
+
+    Pluggy calls the most recently registered plugin first, so an external plugin can
+    take over a name the built-ins use; the first plugin to name a key wins.
+    """
+    merged: dict[str, Any] = {}
+    for provided in getattr(manager.hook, hook)():
+        for name, value in provided.items():
+            merged.setdefault(name.lower(), value)
+    return merged
+
+
+def pick(choices: Mapping[str, Any], name: str, *, missing: str, hint: str) -> Any:
+    """``choices[name]``, or an error that says ``missing``, lists what there is, and says
+    how to get more."""
+    if name.lower() in choices:
+        return choices[name.lower()]
+    known = ", ".join(sorted(choices)) or "none"
+    raise InvalidOptionsError(
+        f"{missing} (available: {known}).",
+        hint=f"{hint} Install the plugin that provides it, and check `cesar plugins`.",
+    )
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of a store or storage URL (``""`` when there is none)."""
+    return url.split("://", 1)[0].lower() if "://" in url else ""

@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from attrs import frozen
 
-from .jobs import Job, JobError, JobState, NewJob
+from .jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from .transcript import TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
@@ -160,10 +160,11 @@ class JobStore(Protocol):
         shutting down); False when the lease is lost."""
         ...
 
-    async def release_expired(self) -> int:
+    async def release_expired(self) -> builtins.list[Job]:
         """Return jobs whose lease expired to ``queued`` (``error`` once out of attempts).
 
-        :return: how many jobs were released.
+        :return: the released jobs as they are now (without results), so that the caller
+            can announce the ones that ended in ``error``.
         """
         ...
 
@@ -172,6 +173,11 @@ class JobStore(Protocol):
 
         :return: the job as it is afterwards, or None when there is no such id.
         """
+        ...
+
+    async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
+        """Record how notifying the job's webhook went (whatever the job's state, and
+        without touching it); False when there is no such job any more."""
         ...
 
     async def delete(self, job_id: str) -> bool:
@@ -216,4 +222,8 @@ class Storage(Protocol):
 
     async def delete_job(self, job_id: str) -> None:
         """Remove every file of the job; missing files are not an error."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the storage is unusable afterwards."""
         ...

@@ -10,16 +10,18 @@ import asyncio
 import builtins
 import os
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import AudioNotFoundError, CesarError
+from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, check_url, url_filename
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
 from .settings import Settings
-from .storage.local import LocalStorage, audio_key
+from .storage.local import audio_key
 from .transcript import TranscribeOptions
 
 CHUNK_BYTES = 1 << 20
@@ -36,23 +38,46 @@ class JobNotFoundError(CesarError):
 class JobService:
     """Submit, inspect, cancel and delete jobs."""
 
-    def __init__(self, store: JobStore, storage: Storage, fetch: FetchPolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        storage: Storage,
+        fetch: FetchPolicy | None = None,
+        events: JobEvents | None = None,
+    ) -> None:
         self.store = store
         self.storage = storage
         self.fetch = fetch or FetchPolicy()
+        self.events = events or JobEvents(store)
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> JobService:
-        """The store named by the settings, and audio under ``<data_dir>/audio``."""
+        """The store and the storage the settings name (SQLite and files in the data
+        directory by default)."""
+        from .storage import open_storage
         from .stores import open_store
 
         settings = settings or Settings.load()
-        store = await open_store(settings.store_url)
-        return cls(store, LocalStorage(settings.data_dir / "audio"), settings.fetch_policy)
+        storage = await open_storage(settings.storage_url)
+        try:
+            store = await open_store(settings.store_url)
+        except BaseException:
+            await storage.close()
+            raise
+        events = JobEvents(store, settings)
+        return cls(store, storage, settings.fetch_policy, events)
 
     async def close(self) -> None:
-        """Close the store."""
-        await self.store.close()
+        """Let announcements still running (webhooks) finish for a while, then close."""
+        try:
+            await self.events.drain()
+        finally:
+            await self.storage.close()
+            await self.store.close()
+
+    async def _check_webhook(self, webhook_url: str | None) -> None:
+        if webhook_url is not None:
+            await asyncio.to_thread(check_url, webhook_url, self.fetch)
 
     async def submit_file(
         self,
@@ -77,6 +102,7 @@ class JobService:
         """
         if isinstance(audio, str | Path):
             filename = filename or Path(audio).name
+        await self._check_webhook(webhook_url)
         job_id = new_job_id()
         key = audio_key(job_id, filename)
         size = await self.storage.save(key, _chunks(audio), max_bytes=max_bytes)
@@ -112,9 +138,11 @@ class JobService:
 
         The URL is checked now (scheme, host resolves, not a private address unless
         allowed), so a bad URL is refused at once with :class:`UrlRefusedError`; the worker
-        checks it again, with every redirect, when it downloads.
+        checks it again, with every redirect, when it downloads. ``webhook_url`` is checked
+        the same way (by :meth:`submit_file` too).
         """
         await asyncio.to_thread(check_url, url, self.fetch)
+        await self._check_webhook(webhook_url)
         new = NewJob(
             source=JobSource(kind=SourceKind.URL, location=url, filename=url_filename(url)),
             options=options or TranscribeOptions(),
@@ -142,12 +170,19 @@ class JobService:
         return await self.store.list(state=state, limit=limit, cursor=cursor)
 
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a queued or running job; a finished job is returned unchanged."""
+        """Cancel a queued or running job; a finished job is returned unchanged.
+
+        A cancellation made here is announced (``job.cancelled``) by this service.
+        """
+        before = await self.get(job_id, include_result=False)
+        if before.state.terminal:
+            return before
         job = await self.store.cancel(job_id)
         if job is None:
             raise JobNotFoundError(f"No job has the id {job_id!r}.")
         if job.state is JobState.CANCELLED:
             await self.storage.delete_job(job_id)
+            self.events.emit(JobEvent.for_job(job, job.state))
         return job
 
     async def delete(self, job_id: str) -> bool:
@@ -155,7 +190,8 @@ class JobService:
 
         Idempotent: deleting an unknown job returns False.
         """
-        await self.store.cancel(job_id)
+        with suppress(JobNotFoundError):
+            await self.cancel(job_id)
         deleted = await self.store.delete(job_id)
         await self.storage.delete_job(job_id)
         return deleted

@@ -65,11 +65,38 @@ class Settings:
     allow_private_urls: bool = False
     #: The largest audio a URL job may download (``CESAR_MAX_DOWNLOAD_BYTES``).
     max_download_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
+    #: Where uploaded audio waits for a worker (``CESAR_STORAGE``): a URL whose scheme a
+    #: storage plugin handles; default: ``file://`` the ``audio`` directory in ``data_dir``.
+    storage: str | None = None
+    #: The transcriber workers use, by the name a plugin gives it (``CESAR_TRANSCRIBER``).
+    transcriber: str = "whisper"
+    #: The key webhooks are signed with (``CESAR_WEBHOOK_SECRET``); unsigned when unset.
+    #: A value starting ``whsec_`` is read as base64, as the Standard Webhooks libraries do.
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+    #: Requests made for one webhook before giving up (``CESAR_WEBHOOK_MAX_ATTEMPTS``).
+    webhook_max_attempts: int = attrs.field(default=5, converter=int)
+    #: The most one webhook request may take, in seconds (``CESAR_WEBHOOK_TIMEOUT``).
+    webhook_timeout: float = attrs.field(default=10.0, converter=float)
+    #: The first retry delay in seconds, doubled each time (``CESAR_WEBHOOK_BACKOFF``).
+    webhook_backoff: float = attrs.field(default=1.0, converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        if self.webhook_max_attempts < 1:
+            raise InvalidOptionsError("webhook_max_attempts must be at least 1.")
+        if self.webhook_timeout <= 0 or self.webhook_backoff < 0:
+            raise InvalidOptionsError(
+                "webhook_timeout must be positive and webhook_backoff not negative."
+            )
 
     @property
     def store_url(self) -> str:
         """The store to use: ``store``, or SQLite in the data directory."""
         return self.store or f"sqlite:///{self.data_dir / 'jobs.db'}"
+
+    @property
+    def storage_url(self) -> str:
+        """The storage to use: ``storage``, or files in ``<data_dir>/audio``."""
+        return self.storage or (self.data_dir / "audio").absolute().as_uri()
 
     @property
     def fetch_policy(self) -> FetchPolicy:

@@ -24,7 +24,16 @@ from typing import Any
 import pytest
 
 from .errors import InvalidOptionsError
-from .jobs import Job, JobError, JobSource, JobState, NewJob, SourceKind
+from .jobs import (
+    DeliveryStatus,
+    Job,
+    JobError,
+    JobSource,
+    JobState,
+    NewJob,
+    SourceKind,
+    WebhookDelivery,
+)
 from .protocols import JobStore
 from .transcript import Segment, TranscribeOptions, Transcript
 
@@ -262,9 +271,10 @@ class JobStoreContract:
             alive = await store.claim("live-worker", 60)
             assert lost is not None
             assert alive is not None
-            assert await store.release_expired() == 0
+            assert await store.release_expired() == []
             await asyncio.sleep(0.3)
-            assert await store.release_expired() == 1
+            released = await store.release_expired()
+            assert [(job.id, job.state) for job in released] == [(lost.id, JobState.QUEUED)]
             requeued = await store.get(lost.id)
             assert requeued is not None
             assert requeued.state is JobState.QUEUED
@@ -280,7 +290,9 @@ class JobStoreContract:
             assert not await store.complete(lost.id, lost.lease.token, TRANSCRIPT)  # type: ignore[union-attr]
             assert not await store.heartbeat(lost.id, lost.lease.token, 30)  # type: ignore[union-attr]
             await asyncio.sleep(0.3)
-            assert await store.release_expired() == 1
+            released = await store.release_expired()
+            assert [(job.id, job.state) for job in released] == [(lost.id, JobState.ERROR)]
+            assert released[0].error is not None
             dead = await store.get(lost.id)
             assert dead is not None
             assert dead.state is JobState.ERROR
@@ -378,5 +390,31 @@ class JobStoreContract:
             assert counts[JobState.QUEUED] == 2
             assert counts[JobState.ERROR] == 1
             assert sum(counts.values()) == 3
+
+        run(scenario)
+
+    def test_webhook_outcome_is_recorded_without_touching_the_job(
+        self, run: Callable[[Scenario], Any]
+    ) -> None:
+        async def scenario(store: JobStore) -> None:
+            job = await claimed(store)
+            assert await store.complete(job.id, job.lease.token, TRANSCRIPT)  # type: ignore[union-attr]
+            delivery = WebhookDelivery(
+                event_id=f"{job.id}.completed",
+                status=DeliveryStatus.FAILED,
+                attempts=3,
+                status_code=503,
+                error="HTTP 503",
+                finished_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            )
+            assert await store.record_webhook(job.id, delivery)
+            after = await store.get(job.id)
+            assert after is not None
+            assert after.webhook == delivery
+            assert after.state is JobState.COMPLETED
+            assert after.result == TRANSCRIPT
+            listed = await store.list()
+            assert listed.jobs[0].webhook == delivery
+            assert not await store.record_webhook("no-such-job", delivery)
 
         run(scenario)

@@ -29,8 +29,9 @@ from pathlib import Path
 from attrs import define, frozen
 
 from .errors import CesarError
+from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, download
-from .jobs import Job, JobError, SourceKind
+from .jobs import Job, JobError, JobState, SourceKind
 from .protocols import JobStore, Storage, Transcriber
 from .storage.local import audio_key
 from .transcript import Transcript
@@ -75,6 +76,16 @@ class _Running:
 FinishedCallback = Callable[[Job], Awaitable[None]]
 
 
+class _Unknown:
+    """The job's fate after a lost lease: decided elsewhere, to be read from the store."""
+
+
+_UNKNOWN = _Unknown()
+#: What one attempt led to: a terminal state this worker set (and the error), None for
+#: back in the queue, or ``_UNKNOWN``.
+_Outcome = tuple[JobState, JobError | None] | None | _Unknown
+
+
 def default_worker_name() -> str:
     """Host, process and a random suffix: unique, and readable in ``cesar jobs show``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -93,6 +104,7 @@ class Worker:
         name: str | None = None,
         on_finished: FinishedCallback | None = None,
         fetch: FetchPolicy | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -101,6 +113,7 @@ class Worker:
         self.name = name or default_worker_name()
         self.on_finished = on_finished
         self.fetch = fetch or FetchPolicy()
+        self.events = events or JobEvents(store)
         self.completed = 0
         self._running: dict[str, _Running] = {}
         self._stop: asyncio.Event | None = None
@@ -130,6 +143,7 @@ class Worker:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await self.events.drain()
             self._executor.shutdown(wait=False, cancel_futures=True)
             logger.info("worker %s stopped after %d job(s)", self.name, self.completed)
 
@@ -154,8 +168,9 @@ class Worker:
         running = _Running(job=job, token=job.lease.token, abort=threading.Event())
         self._running[job.id] = running
         beat = asyncio.create_task(self._heartbeat(running))
+        outcome: _Outcome = _UNKNOWN
         try:
-            await self._attempt(running)
+            outcome = await self._attempt(running)
         except Exception:
             logger.exception("job %s: the worker failed while finishing it", job.id)
         finally:
@@ -163,9 +178,12 @@ class Worker:
             with suppress(asyncio.CancelledError):
                 await beat
             del self._running[job.id]
-        await self._after(job.id)
+        await self._after(job, outcome)
 
-    async def _attempt(self, running: _Running) -> None:
+    async def _attempt(self, running: _Running) -> _Outcome:
+        """Run the job once; return the terminal state this worker put it in (with the
+        error), None when it went back to the queue, or ``_UNKNOWN`` when the lease was
+        lost (someone else decided)."""
         job, token, store = running.job, running.token, self.store
         loop = asyncio.get_running_loop()
         try:
@@ -176,30 +194,37 @@ class Worker:
         except JobAborted:
             if running.handback and await store.release(job.id, token):
                 logger.info("job %s handed back to the queue", job.id)
-            return
+                return None
+            return _UNKNOWN
         except CesarError as exc:
             error = JobError(code=exc.code, message=str(exc))
             if exc.permanent:
                 logger.warning("job %s failed: %s", job.id, exc)
-                await store.fail(job.id, token, error)
-                return
-            await self._retry(job, token, error)
-            return
+                return (
+                    (JobState.ERROR, error) if await store.fail(job.id, token, error) else _UNKNOWN
+                )
+            return await self._retry(job, token, error)
         except Exception as exc:
             logger.exception("job %s: unexpected error", job.id)
             error = JobError(code="internal_error", message=f"{type(exc).__name__}: {exc}")
-            await self._retry(job, token, error)
-            return
+            return await self._retry(job, token, error)
         if await store.complete(job.id, token, result):
             self.completed += 1
-        else:
-            logger.warning("job %s finished after its lease was lost; result dropped", job.id)
+            return (JobState.COMPLETED, None)
+        logger.warning("job %s finished after its lease was lost; result dropped", job.id)
+        return _UNKNOWN
 
-    async def _retry(self, job: Job, token: str, error: JobError) -> None:
+    async def _retry(self, job: Job, token: str, error: JobError) -> _Outcome:
         base = self.config.retry_base_seconds * 2 ** max(0, job.attempts - 1)
         delay = min(self.config.retry_max_seconds, base) * random.uniform(0.5, 1.0)
         state = await self.store.retry(job.id, token, error, delay)
-        logger.warning("job %s: %s (now %s, retry in %.1f s)", job.id, error.message, state, delay)
+        if state is None:
+            return _UNKNOWN
+        if state is JobState.ERROR:
+            logger.warning("job %s failed for good: %s", job.id, error.message)
+            return (state, error)
+        logger.warning("job %s: %s (retry in %.1f s)", job.id, error.message, delay)
+        return None
 
     def _transcribe(self, path: Path, running: _Running) -> Transcript:
         def progress(fraction: float) -> None:
@@ -241,24 +266,37 @@ class Worker:
                 return
             sent = progress if progress is not None else sent
 
-    async def _after(self, job_id: str) -> None:
+    async def _after(self, job: Job, outcome: _Outcome) -> None:
+        """Remove the files of a finished job, then announce what this worker decided.
+
+        When the lease was lost the job's fate is only known to the store: its files go
+        if it ended (cancelled, deleted), and stay if another worker runs it.
+        """
         try:
-            final = await self.store.get(job_id, include_result=False)
-            # (one read per job: the state after a retry, a cancel or a hand-back is only
-            # known to the store)
-            if final is None or final.state.terminal:
-                await self.storage.delete_job(job_id)
+            finished = outcome is not None and outcome is not _UNKNOWN
+            final = None
+            if outcome is _UNKNOWN or self.on_finished is not None:
+                final = await self.store.get(job.id, include_result=False)
+                finished = finished or final is None or final.state.terminal
+            if finished:
+                await self.storage.delete_job(job.id)
+            if isinstance(outcome, tuple):
+                self.events.emit(JobEvent.for_job(job, *outcome))
             if final is not None and final.state.terminal and self.on_finished is not None:
                 await self.on_finished(final)
         except Exception:
-            logger.exception("job %s: cleaning up after it failed", job_id)
+            logger.exception("job %s: cleaning up after it failed", job.id)
 
     async def _sweep(self) -> None:
         while True:
             try:
                 released = await self.store.release_expired()
                 if released:
-                    logger.info("returned %d job(s) with expired leases to the queue", released)
+                    logger.info("returned %d job(s) with expired leases", len(released))
+                for job in released:
+                    if job.state is JobState.ERROR:
+                        await self.storage.delete_job(job.id)
+                        self.events.emit(JobEvent.for_job(job, job.state, job.error))
             except Exception:
                 logger.exception("sweeping expired leases failed")
             await asyncio.sleep(self.config.sweep_seconds)

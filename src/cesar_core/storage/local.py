@@ -94,6 +94,9 @@ class LocalStorage:
         """Remove every file of a job (missing files are fine)."""
         await asyncio.to_thread(shutil.rmtree, self._path(job_id), True)
 
+    async def close(self) -> None:
+        """Nothing to release: files need no connection."""
+
 
 def _open_scratch(scratch: Path) -> BinaryIO:
     scratch.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from attrs import evolve
 
-from ..jobs import TERMINAL_STATES, Job, JobError, JobState, Lease, NewJob
+from ..jobs import TERMINAL_STATES, Job, JobError, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
 from ..transcript import Transcript
 from .common import decode_cursor, encode_cursor, expired_error
@@ -186,7 +186,7 @@ class MemoryJobStore:
             )
             return True
 
-    async def release_expired(self) -> int:
+    async def release_expired(self) -> builtins.list[Job]:
         with self._lock:
             now = _now()
             expired = [
@@ -201,7 +201,7 @@ class MemoryJobStore:
                     self._finish(job, state=JobState.ERROR, error=expired_error(job.attempts))
                 else:
                     self._jobs[job.id] = evolve(job, state=JobState.QUEUED, lease=None)
-            return len(expired)
+            return [evolve(self._jobs[job.id], result=None) for job in expired]
 
     async def cancel(self, job_id: str) -> Job | None:
         with self._lock:
@@ -211,6 +211,14 @@ class MemoryJobStore:
             if job.state not in TERMINAL_STATES:
                 self._finish(job, state=JobState.CANCELLED)
             return self._jobs[job_id]
+
+    async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            self._jobs[job_id] = evolve(job, webhook=delivery)
+            return True
 
     async def delete(self, job_id: str) -> bool:
         with self._lock:

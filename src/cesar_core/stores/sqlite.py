@@ -25,7 +25,7 @@ import aiosqlite
 
 from ..convert import from_dict, to_dict
 from ..errors import CesarError
-from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob
+from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
 from ..transcript import TranscribeOptions, Transcript
 from .common import decode_cursor, encode_cursor, expired_error
@@ -66,12 +66,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_finished ON jobs (completed_at) "
         "WHERE state IN ('completed', 'error', 'cancelled')",
     ),
+    ("ALTER TABLE jobs ADD COLUMN webhook TEXT",),
 )
 
 _COLUMNS = (
     "seq, id, state, source, options, metadata, idempotency_key, webhook_url, created_at, "
     "started_at, completed_at, run_after, progress, attempts, max_attempts, lease_token, "
-    "lease_worker, lease_expires_at, error_code, error_message"
+    "lease_worker, lease_expires_at, error_code, error_message, webhook"
 )
 
 
@@ -296,7 +297,8 @@ class SQLiteJobStore:
             )
             return cursor.rowcount == 1
 
-    async def release_expired(self) -> int:
+    async def release_expired(self) -> builtins.list[Job]:
+        released: builtins.list[Job] = []
         async with self._write() as db:
             rows = builtins.list(
                 await db.execute_fetchall(
@@ -306,17 +308,19 @@ class SQLiteJobStore:
             )
             for row in rows:
                 error = expired_error(row["attempts"])
-                await db.execute(
+                after = await _one(
+                    db,
                     "UPDATE jobs SET "
                     "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
                     f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
                     "error_code = CASE WHEN attempts >= max_attempts THEN ? END, "
                     "error_message = CASE WHEN attempts >= max_attempts THEN ? END, "
                     "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                    "WHERE id = ?",
+                    f"WHERE id = ? RETURNING {_COLUMNS}, NULL AS result",
                     (error.code, error.message, row["id"]),
                 )
-            return len(rows)
+                released.append(_job(after))
+        return released
 
     async def cancel(self, job_id: str) -> Job | None:
         async with self._write() as db:
@@ -328,6 +332,13 @@ class SQLiteJobStore:
             )
             row = await _one(db, f"SELECT {_COLUMNS}, result FROM jobs WHERE id = ?", (job_id,))
         return None if row is None else _job(row)
+
+    async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET webhook = ? WHERE id = ?", (_dump(delivery), job_id)
+            )
+            return cursor.rowcount == 1
 
     async def delete(self, job_id: str) -> bool:
         async with self._write() as db:
@@ -384,6 +395,7 @@ def _job(row: Any) -> Job:
     if row["error_code"] is not None:
         error = JobError(code=row["error_code"], message=row["error_message"])
     result = row["result"]
+    webhook = row["webhook"]
     return Job(
         id=row["id"],
         state=JobState(row["state"]),
@@ -401,5 +413,6 @@ def _job(row: Any) -> Job:
         metadata=json.loads(row["metadata"]),
         idempotency_key=row["idempotency_key"],
         webhook_url=row["webhook_url"],
+        webhook=None if webhook is None else from_dict(json.loads(webhook), WebhookDelivery),
         lease=lease,
     )
