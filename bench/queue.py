@@ -1,11 +1,14 @@
 """Jobs per second through the queue with a no-op transcriber, one process.
 
-    python bench/queue.py --jobs 5000 --repeats 3
+    python bench/queue.py --jobs 5000 --repeats 3 [--submitters 8 --concurrency 4]
 
-Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (audio streamed into
-local storage, job created) and completes them with one ``Worker`` (claim, run the no-op
-transcriber in its thread, complete, clean up the audio). The figure is jobs / wall time
-of the whole run, submit included. Stores alternate within each repeat.
+Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (1 KiB of audio streamed
+into local storage with fsync, job created) and completes them with one ``Worker`` (claim,
+run the no-op transcriber in its thread, complete, remove the audio). With the defaults the
+jobs are all submitted first, by one caller, then run by a one-slot worker; with
+``--submitters N`` that many callers submit while the worker (``--concurrency`` slots)
+already runs, as on a busy server. The figure is jobs / wall time of the whole run, submit
+included. Stores alternate within each repeat.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ async def open_store(kind: str, root: Path) -> JobStore:
     return await SQLiteJobStore.open(root / "jobs.db")
 
 
-async def one_run(kind: str, jobs: int) -> float:
+async def one_run(kind: str, jobs: int, submitters: int, concurrency: int) -> float:
     root = Path(tempfile.mkdtemp(prefix=f"cesar-queue-{kind}-"))
     store = await open_store(kind, root)
     service = JobService(store, LocalStorage(root / "audio"))
@@ -52,16 +55,32 @@ async def one_run(kind: str, jobs: int) -> float:
         store,
         service.storage,
         NoopTranscriber(),
-        WorkerConfig(poll_seconds=0.01, heartbeat_seconds=5, sweep_seconds=60),
+        WorkerConfig(
+            concurrency=concurrency, poll_seconds=0.01, heartbeat_seconds=5, sweep_seconds=60
+        ),
     )
 
     async def chunks():  # type: ignore[no-untyped-def]
         yield AUDIO
 
+    async def submit(count: int) -> None:
+        for _ in range(count):
+            await service.submit_file(chunks(), filename="a.wav")
+
+    shares = [jobs // submitters + (i < jobs % submitters) for i in range(submitters)]
     started = time.perf_counter()
-    for _ in range(jobs):
-        await service.submit_file(chunks(), filename="a.wav")
-    await worker.run(until_idle=True)
+    if submitters == 1 and concurrency == 1:  # all submitted, then all run
+        await submit(jobs)
+        await worker.run(until_idle=True)
+    else:
+        running = asyncio.create_task(worker.run())
+        async with asyncio.TaskGroup() as group:
+            for share in shares:
+                group.create_task(submit(share))
+        while worker.completed < jobs:
+            await asyncio.sleep(0.002)
+        worker.request_stop()
+        await running
     elapsed = time.perf_counter() - started
     assert worker.completed == jobs, (worker.completed, jobs)
     await store.close()
@@ -72,19 +91,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--submitters", type=int, default=1, help="concurrent submitters")
+    parser.add_argument("--concurrency", type=int, default=1, help="worker slots")
     parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"memory": [], "sqlite": []}
     for _ in range(args.repeats):
         for kind in rates:
-            rates[kind].append(asyncio.run(one_run(kind, args.jobs)))
+            rate = asyncio.run(one_run(kind, args.jobs, args.submitters, args.concurrency))
+            rates[kind].append(rate)
     results = {
         kind: {"max": max(r), "median": statistics.median(r), "runs": r}
         for kind, r in rates.items()
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"jobs": args.jobs, "cpu_count": os.cpu_count(), "jobs_per_s": results})
+        json.dumps(
+            {
+                "jobs": args.jobs,
+                "submitters": args.submitters,
+                "concurrency": args.concurrency,
+                "cpu_count": os.cpu_count(),
+                "jobs_per_s": results,
+            }
+        )
     )
     for kind, row in results.items():
         print(f"{kind:7} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")

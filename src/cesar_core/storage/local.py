@@ -54,11 +54,13 @@ class LocalStorage:
         """Stream ``chunks`` into ``key``; returns the size. Raises when over ``max_bytes``.
 
         Chunks are gathered up to :data:`WRITE_BYTES` and written in one call off the event
-        loop, so a small upload costs three thread hand-offs, a large one one per MiB.
+        loop. The scratch file is only opened with the first such write, so an upload under
+        a MiB is stored in a single hand-off to a thread (open, write, fsync, rename), a
+        large one in one per MiB.
         """
         target = self._path(key)
         scratch = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
-        handle = await asyncio.to_thread(_open_scratch, scratch)
+        handle: BinaryIO | None = None
         size = 0
         pending: list[bytes] = []
         pending_size = 0
@@ -73,9 +75,9 @@ class LocalStorage:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_BYTES:
-                    await asyncio.to_thread(handle.writelines, pending)
+                    handle = await asyncio.to_thread(_write, handle, scratch, pending)
                     pending, pending_size = [], 0
-            await asyncio.to_thread(_finish, handle, pending, scratch, target)
+            await asyncio.to_thread(_finish, handle, scratch, pending, target)
         except BaseException:
             await asyncio.to_thread(_discard, handle, scratch)
             raise
@@ -98,21 +100,24 @@ class LocalStorage:
         """Nothing to release: files need no connection."""
 
 
-def _open_scratch(scratch: Path) -> BinaryIO:
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    return scratch.open("wb")
+def _write(handle: BinaryIO | None, scratch: Path, chunks: list[bytes]) -> BinaryIO:
+    if handle is None:
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        handle = scratch.open("wb")
+    handle.writelines(chunks)
+    return handle
 
 
-def _finish(handle: BinaryIO, pending: list[bytes], scratch: Path, target: Path) -> None:
-    handle.writelines(pending)
-    handle.flush()
-    os.fsync(handle.fileno())  # the job row that points here must not outlive the bytes
-    handle.close()
+def _finish(handle: BinaryIO | None, scratch: Path, chunks: list[bytes], target: Path) -> None:
+    with _write(handle, scratch, chunks) as written:
+        written.flush()
+        os.fsync(written.fileno())  # the job row that points here must not outlive the bytes
     os.replace(scratch, target)
 
 
-def _discard(handle: BinaryIO, scratch: Path) -> None:
-    handle.close()
+def _discard(handle: BinaryIO | None, scratch: Path) -> None:
+    if handle is not None:
+        handle.close()
     scratch.unlink(missing_ok=True)
     _remove_empty(scratch.parent)
 

@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -33,6 +31,7 @@ from .common import decode_cursor, encode_cursor, expired_error
 #: Seconds since the Unix epoch, from the database's clock.
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 #: Numbered schema migrations; each is a list of statements applied in one transaction.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -77,12 +76,19 @@ _COLUMNS = (
 
 
 class SQLiteJobStore:
-    """A :class:`~cesar_core.protocols.JobStore` in one SQLite file."""
+    """A :class:`~cesar_core.protocols.JobStore` in one SQLite file.
+
+    aiosqlite runs every call on one thread per connection, in order. Each operation here
+    is one plain function of a ``sqlite3.Connection`` sent to that thread whole: a write is
+    ``BEGIN IMMEDIATE``, its statements and ``COMMIT`` (or ``ROLLBACK``) in a single hand-off
+    rather than one per statement. That is most of what a no-op job costs, and it makes
+    every transaction atomic with respect to the event loop: a caller cancelled while
+    waiting cannot leave a transaction open.
+    """
 
     def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
         self.path = path
         self._db = connection
-        self._lock = asyncio.Lock()  # one transaction at a time on this connection
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteJobStore:
@@ -97,95 +103,40 @@ class SQLiteJobStore:
                 hint="Check that its directory exists and is writable, or choose another "
                 "store with --store / CESAR_STORE.",
             ) from exc
-        connection.row_factory = aiosqlite.Row
-        await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = NORMAL")
         store = cls(path, connection)
-        await store._migrate()
+        try:
+            connection.row_factory = aiosqlite.Row
+            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await store._write(_migrate, path)
+        except BaseException:
+            await connection.close()  # its thread would otherwise keep the process alive
+            raise
         return store
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction. Statements run in order on the connection's thread even
-        when the awaiting task is cancelled, so a cancelled caller (a heartbeat stopped
-        with its job) still ends its transaction: the rollback is queued behind whatever
-        was sent, and shielded from a second cancellation."""
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-            except BaseException:
-                with suppress(sqlite3.OperationalError):  # BEGIN itself may have failed
-                    await asyncio.shield(self._db.execute("ROLLBACK"))
-                raise
-            await self._db.execute("COMMIT")
+    def _read(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run ``work(connection, *args)`` on the connection's thread."""
+        # aiosqlite offers no public call for this; its _execute is what each of its own
+        # methods uses, and the contract suite exercises every path through it.
+        return self._db._execute(work, self._db._conn, *args)  # type: ignore[no-untyped-call]
 
-    async def _migrate(self) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
-            rows = await db.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
-            current = next(iter(rows))[0] or 0
-            if current > len(MIGRATIONS):
-                raise CesarError(
-                    f"The job database {self.path} has schema version {current}, newer than "
-                    f"this Cesar knows ({len(MIGRATIONS)}).",
-                    hint="Upgrade Cesar on this machine, or use another database.",
-                )
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version <= current:
-                    continue
-                for statement in statements:
-                    await db.execute(statement)
-                await db.execute(
-                    f"INSERT INTO schema_migrations (version, applied_at) VALUES (?, {NOW})",
-                    (version,),
-                )
+    def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run ``work(connection, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
+        return self._read(_transaction, work, *args)
 
     async def schema_version(self) -> int:
         """The newest migration applied to this database."""
-        rows = await self._db.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
-        return int(next(iter(rows))[0])
+        return await self._read(_schema_version)
 
     async def create(self, job: NewJob) -> tuple[Job, bool]:
-        async with self._write() as db:
-            if job.idempotency_key is not None:
-                found = await _one(
-                    db,
-                    f"SELECT {_COLUMNS}, result FROM jobs WHERE idempotency_key = ?",
-                    (job.idempotency_key,),
-                )
-                if found is not None:
-                    return _job(found), False
-            row = await _one(
-                db,
-                "INSERT INTO jobs (id, state, source, options, metadata, idempotency_key, "
-                "webhook_url, created_at, run_after, max_attempts) "
-                f"VALUES (?, 'queued', ?, ?, ?, ?, ?, {NOW}, {NOW}, ?) "
-                f"RETURNING {_COLUMNS}, result",
-                (
-                    job.id,
-                    _dump(job.source),
-                    _dump(job.options),
-                    json.dumps(job.metadata),
-                    job.idempotency_key,
-                    job.webhook_url,
-                    job.max_attempts,
-                ),
-            )
-        assert row is not None
-        return _job(row), True
+        return await self._write(_create, job)
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         result = "result" if include_result else "NULL AS result"
-        async with self._lock:
-            row = await _one(
-                self._db, f"SELECT {_COLUMNS}, {result} FROM jobs WHERE id = ?", (job_id,)
-            )
-        return None if row is None else _job(row)
+        return await self._read(
+            _fetch_job, f"SELECT {_COLUMNS}, {result} FROM jobs WHERE id = ?", (job_id,)
+        )
 
     async def list(
         self,
@@ -206,64 +157,54 @@ class SQLiteJobStore:
             params.append(before)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         result = "result" if include_result else "NULL AS result"
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                f"SELECT {_COLUMNS}, {result} FROM jobs {where} ORDER BY seq DESC LIMIT ?",
-                (*params, limit + 1),
-            )
-        rows = list(rows)
+        sql = f"SELECT {_COLUMNS}, {result} FROM jobs {where} ORDER BY seq DESC LIMIT ?"
+        rows = await self._read(_fetch_rows, sql, (*params, limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
         return Page(jobs=tuple(_job(row) for row in rows), next_cursor=next_cursor)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
-        async with self._write() as db:
-            row = await _one(
-                db,
-                "UPDATE jobs SET state = 'processing', attempts = attempts + 1, progress = 0, "
-                f"started_at = {NOW}, lease_token = ?, lease_worker = ?, "
-                f"lease_expires_at = {NOW} + ? "
-                "WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' "
-                f"AND run_after <= {NOW} ORDER BY seq LIMIT 1) "
-                f"RETURNING {_COLUMNS}, NULL AS result",
-                (uuid.uuid4().hex, worker, lease_seconds),
-            )
-        return None if row is None else _job(row)
+        return await self._write(
+            _fetch_job,
+            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, progress = 0, "
+            f"started_at = {NOW}, lease_token = ?, lease_worker = ?, "
+            f"lease_expires_at = {NOW} + ? "
+            "WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' "
+            f"AND run_after <= {NOW} ORDER BY seq LIMIT 1) "
+            f"RETURNING {_COLUMNS}, NULL AS result",
+            (uuid.uuid4().hex, worker, lease_seconds),
+        )
 
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
     ) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
-                f"UPDATE jobs SET lease_expires_at = {NOW} + ?, "
-                "progress = COALESCE(?, progress) "
-                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
-                (lease_seconds, progress, job_id, token),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            _changed,
+            f"UPDATE jobs SET lease_expires_at = {NOW} + ?, progress = COALESCE(?, progress) "
+            f"WHERE {_OWNED}",
+            (lease_seconds, progress, job_id, token),
+        )
 
     async def _finish(
         self, job_id: str, token: str, state: JobState, result: str | None, error: JobError | None
     ) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
-                f"UPDATE jobs SET state = ?, completed_at = {NOW}, result = ?, "
-                "error_code = ?, error_message = ?, "
-                "progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END, "
-                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
-                (
-                    state.value,
-                    result,
-                    error and error.code,
-                    error and error.message,
-                    state.value,
-                    job_id,
-                    token,
-                ),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            _changed,
+            f"UPDATE jobs SET state = ?, completed_at = {NOW}, result = ?, "
+            "error_code = ?, error_message = ?, "
+            "progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END, "
+            f"{_NO_LEASE} WHERE {_OWNED}",
+            (
+                state.value,
+                result,
+                error and error.code,
+                error and error.message,
+                state.value,
+                job_id,
+                token,
+            ),
+        )
 
     async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
         return await self._finish(job_id, token, JobState.COMPLETED, _dump(result), None)
@@ -274,91 +215,52 @@ class SQLiteJobStore:
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
     ) -> JobState | None:
-        async with self._write() as db:
-            row = await _one(
-                db,
-                "UPDATE jobs SET "
-                "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
-                f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
-                f"run_after = {NOW} + ?, error_code = ?, error_message = ?, "
-                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                "WHERE id = ? AND state = 'processing' AND lease_token = ? RETURNING state",
-                (delay_seconds, error.code, error.message, job_id, token),
-            )
-        return None if row is None else JobState(row["state"])
+        rows = await self._write(
+            _fetch_rows,
+            "UPDATE jobs SET "
+            "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
+            f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
+            f"run_after = {NOW} + ?, error_code = ?, error_message = ?, {_NO_LEASE} "
+            f"WHERE {_OWNED} RETURNING state",
+            (delay_seconds, error.code, error.message, job_id, token),
+        )
+        return JobState(rows[0]["state"]) if rows else None
 
     async def release(self, job_id: str, token: str) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), "
-                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                "WHERE id = ? AND state = 'processing' AND lease_token = ?",
-                (job_id, token),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            _changed,
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), "
+            f"{_NO_LEASE} WHERE {_OWNED}",
+            (job_id, token),
+        )
 
     async def release_expired(self) -> builtins.list[Job]:
-        released: builtins.list[Job] = []
-        async with self._write() as db:
-            rows = builtins.list(
-                await db.execute_fetchall(
-                    "SELECT id, attempts FROM jobs WHERE state = 'processing' "
-                    f"AND lease_expires_at < {NOW}"
-                )
-            )
-            for row in rows:
-                error = expired_error(row["attempts"])
-                after = await _one(
-                    db,
-                    "UPDATE jobs SET "
-                    "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
-                    f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
-                    "error_code = CASE WHEN attempts >= max_attempts THEN ? END, "
-                    "error_message = CASE WHEN attempts >= max_attempts THEN ? END, "
-                    "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                    f"WHERE id = ? RETURNING {_COLUMNS}, NULL AS result",
-                    (error.code, error.message, row["id"]),
-                )
-                released.append(_job(after))
-        return released
-
-    async def cancel(self, job_id: str) -> Job | None:
-        async with self._write() as db:
-            await db.execute(
-                f"UPDATE jobs SET state = 'cancelled', completed_at = {NOW}, "
-                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
-                "WHERE id = ? AND state IN ('queued', 'processing')",
-                (job_id,),
-            )
-            row = await _one(db, f"SELECT {_COLUMNS}, result FROM jobs WHERE id = ?", (job_id,))
-        return None if row is None else _job(row)
+        return await self._write(_release_expired)
 
     async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET webhook = ? WHERE id = ?", (_dump(delivery), job_id)
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            _changed, "UPDATE jobs SET webhook = ? WHERE id = ?", (_dump(delivery), job_id)
+        )
+
+    async def cancel(self, job_id: str) -> Job | None:
+        return await self._write(_cancel, job_id)
 
     async def delete(self, job_id: str) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            return cursor.rowcount == 1
+        return await self._write(_changed, "DELETE FROM jobs WHERE id = ?", (job_id,))
 
     async def prune(self, older_than: datetime) -> builtins.list[str]:
-        async with self._write() as db:
-            rows = await db.execute_fetchall(
-                "DELETE FROM jobs WHERE state IN ('completed', 'error', 'cancelled') "
-                "AND completed_at < ? RETURNING id",
-                (older_than.timestamp(),),
-            )
+        rows = await self._write(
+            _fetch_rows,
+            "DELETE FROM jobs WHERE state IN ('completed', 'error', 'cancelled') "
+            "AND completed_at < ? RETURNING id",
+            (older_than.timestamp(),),
+        )
         return [row["id"] for row in rows]
 
     async def counts(self) -> dict[JobState, int]:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
-            )
+        rows = await self._read(
+            _fetch_rows, "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state", ()
+        )
         counts = dict.fromkeys(JobState, 0)
         for row in rows:
             counts[JobState(row["state"])] = row["n"]
@@ -368,11 +270,127 @@ class SQLiteJobStore:
         await self._db.close()
 
 
-async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    # One round trip to the connection's thread; reading every row also finishes a
-    # RETURNING statement, whose changes are only complete once all rows are read.
-    rows = builtins.list(await db.execute_fetchall(sql, params))
-    return rows[0] if rows else None
+# What follows runs on the connection's thread.
+
+#: The lease check of every write a worker makes with its token.
+_OWNED = "id = ? AND state = 'processing' AND lease_token = ?"
+_NO_LEASE = "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL"
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
+    # IMMEDIATE takes the write lock first (waiting up to busy_timeout), so a transaction
+    # never fails half-way upgrading a read lock.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db, *args)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _fetch_rows(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> builtins.list[Any]:
+    # Reading every row also finishes a RETURNING statement, whose changes are only
+    # complete once all rows are read.
+    return db.execute(sql, params).fetchall()
+
+
+def _fetch_job(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Job | None:
+    rows = _fetch_rows(db, sql, params)
+    return _job(rows[0]) if rows else None
+
+
+def _changed(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    return db.execute(sql, params).rowcount == 1
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    current = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+    if current > len(MIGRATIONS):
+        raise CesarError(
+            f"The job database {path} has schema version {current}, newer than this Cesar "
+            f"knows ({len(MIGRATIONS)}).",
+            hint="Upgrade Cesar on this machine, or use another database.",
+        )
+    for version, statements in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        for statement in statements:
+            db.execute(statement)
+        db.execute(
+            f"INSERT INTO schema_migrations (version, applied_at) VALUES (?, {NOW})", (version,)
+        )
+
+
+def _create(db: sqlite3.Connection, job: NewJob) -> tuple[Job, bool]:
+    if job.idempotency_key is not None:
+        found = _fetch_job(
+            db,
+            f"SELECT {_COLUMNS}, result FROM jobs WHERE idempotency_key = ?",
+            (job.idempotency_key,),
+        )
+        if found is not None:
+            return found, False
+    created = _fetch_job(
+        db,
+        "INSERT INTO jobs (id, state, source, options, metadata, idempotency_key, "
+        "webhook_url, created_at, run_after, max_attempts) "
+        f"VALUES (?, 'queued', ?, ?, ?, ?, ?, {NOW}, {NOW}, ?) "
+        f"RETURNING {_COLUMNS}, result",
+        (
+            job.id,
+            _dump(job.source),
+            _dump(job.options),
+            json.dumps(job.metadata),
+            job.idempotency_key,
+            job.webhook_url,
+            job.max_attempts,
+        ),
+    )
+    assert created is not None
+    return created, True
+
+
+def _release_expired(db: sqlite3.Connection) -> builtins.list[Job]:
+    expired = _fetch_rows(
+        db,
+        f"SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_expires_at < {NOW}",
+        (),
+    )
+    released = []
+    for row in expired:
+        error = expired_error(row["attempts"])
+        job = _fetch_job(
+            db,
+            "UPDATE jobs SET "
+            "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
+            f"completed_at = CASE WHEN attempts >= max_attempts THEN {NOW} END, "
+            "error_code = CASE WHEN attempts >= max_attempts THEN ? END, "
+            "error_message = CASE WHEN attempts >= max_attempts THEN ? END, "
+            f"{_NO_LEASE} WHERE id = ? RETURNING {_COLUMNS}, NULL AS result",
+            (error.code, error.message, row["id"]),
+        )
+        assert job is not None
+        released.append(job)
+    return released
+
+
+def _cancel(db: sqlite3.Connection, job_id: str) -> Job | None:
+    db.execute(
+        f"UPDATE jobs SET state = 'cancelled', completed_at = {NOW}, {_NO_LEASE} "
+        "WHERE id = ? AND state IN ('queued', 'processing')",
+        (job_id,),
+    )
+    return _fetch_job(db, f"SELECT {_COLUMNS}, result FROM jobs WHERE id = ?", (job_id,))
 
 
 def _dump(value: Any) -> str:
