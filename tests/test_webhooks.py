@@ -19,10 +19,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as ThirdPartyError
 
-from cesar_core import EmptyAudioError, Settings
-from cesar_core.events import JobEvents
+from cesar_core import EmptyAudioError, InvalidOptionsError, Settings, hookimpl
+from cesar_core.events import JobEvent, JobEvents
 from cesar_core.fetch import FetchPolicy, UrlRefusedError
-from cesar_core.jobs import DeliveryStatus, Job, JobState
+from cesar_core.jobs import DeliveryStatus, Job, JobState, NewJob
 from cesar_core.plugins import make_manager
 from cesar_core.service import JobService
 from cesar_core.storage.local import LocalStorage
@@ -42,6 +42,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -68,6 +69,10 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     status = 503
                 elif receiver.flaky_calls == 2:
                     status, headers = 429, {"Retry-After": "0"}
+            elif self.path == "/slow-down":  # 429 asking for a 1 s wait, then 200
+                receiver.flaky_calls += 1
+                if receiver.flaky_calls == 1:
+                    status, headers = 429, {"Retry-After": "1"}
             elif self.path == "/reject":
                 status = 400
             elif self.path == "/redirect":
@@ -367,3 +372,110 @@ def test_webhooks_to_private_addresses_are_refused_unless_allowed(
         await service.close()
 
     asyncio.run(scenario())
+
+
+def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> None:
+    async def scenario() -> Job:
+        service = await open_service(tmp_path, settings_for(tmp_path))
+        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/slow-down")
+        await run_worker(service)
+        done = await service.get(job.id)
+        await service.close()
+        return done
+
+    done = asyncio.run(scenario())
+    first, second = receiver.to("/slow-down")
+    assert second.at - first.at >= 0.9  # our own backoff alone would be 0.02 s
+    assert done.webhook is not None
+    assert done.webhook.status is DeliveryStatus.DELIVERED
+
+
+def test_a_host_that_does_not_resolve_is_retried(tmp_path: Path) -> None:
+    async def scenario() -> Job:
+        service = await open_service(tmp_path, settings_for(tmp_path))
+        job = await submit(service, tmp_path)
+        # The name resolved when the job was submitted; by delivery time it no longer does.
+        await service.store.delete(job.id)
+        job, _ = await service.store.create(
+            NewJob(source=job.source, webhook_url="http://no-such-host.invalid/hook")
+        )
+        await run_worker(service)
+        done = await service.get(job.id)
+        await service.close()
+        return done
+
+    done = asyncio.run(scenario())
+    assert done.webhook is not None
+    assert done.webhook.status is DeliveryStatus.FAILED
+    assert done.webhook.attempts == 3
+    assert "cannot be resolved" in (done.webhook.error or "")
+
+
+def test_a_failing_plugin_does_not_keep_events_from_the_others(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    heard: list[str] = []
+
+    class Broken:
+        @hookimpl
+        def cesar_job_event(self, event: JobEvent) -> None:
+            raise RuntimeError("a bug in someone's plugin")
+
+    class Plain:  # a plain function: nothing to run in the background
+        @hookimpl
+        def cesar_job_event(self, event: JobEvent) -> None:
+            heard.append(event.type.value)
+
+    async def scenario() -> Job:
+        settings = settings_for(tmp_path)
+        store = await SQLiteJobStore.open(tmp_path / "jobs.db")
+        manager = make_manager({"CESAR_PLUGINS": ""})
+        manager.register(Plain(), name="plain")
+        manager.register(Broken(), name="broken")  # registered last: called first
+        events = JobEvents(store, settings, manager)
+        service = JobService(store, LocalStorage(tmp_path / "audio"), settings.fetch_policy, events)
+        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/ok")
+        await run_worker(service)
+        done = await service.get(job.id)
+        await service.close()
+        return done
+
+    done = asyncio.run(scenario())
+    assert heard == ["job.completed"]
+    assert done.webhook is not None
+    assert done.webhook.status is DeliveryStatus.DELIVERED
+
+
+def test_drain_gives_up_on_a_hung_delivery(tmp_path: Path, receiver: Receiver) -> None:
+    async def scenario() -> tuple[Job, float]:
+        settings = settings_for(tmp_path, webhook_timeout=30.0)
+        service = await open_service(tmp_path, settings)
+        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/hang")
+        worker = Worker(
+            service.store,
+            service.storage,
+            NoopTranscriber(),
+            WorkerConfig(poll_seconds=0.02, drain_seconds=0.2),
+            events=service.events,
+        )
+        task = asyncio.create_task(worker.run())
+        await service.wait(job.id, timeout=30)
+        await asyncio.to_thread(receiver.hanging.wait, 10)
+        worker.request_stop()
+        started = time.monotonic()
+        await task  # without the drain limit this would wait for the 30 s timeout
+        elapsed = time.monotonic() - started
+        done = await service.get(job.id)
+        await service.close()
+        return done, elapsed
+
+    done, elapsed = asyncio.run(scenario())
+    assert elapsed < 3
+    assert done.state is JobState.COMPLETED
+    assert done.webhook is None  # abandoned: no outcome recorded
+
+
+@pytest.mark.parametrize("secret", ["whsec_abc", "whsec_!!!!", "whsec_"])
+def test_unusable_secrets_are_refused_at_start(tmp_path: Path, secret: str) -> None:
+    with pytest.raises(InvalidOptionsError, match="webhook_secret is not usable"):
+        Settings(data_dir=tmp_path, webhook_secret=secret)

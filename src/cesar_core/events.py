@@ -98,11 +98,12 @@ class JobEvents:
     def emit(self, event: JobEvent) -> None:
         """Tell every plugin; must be called from the running event loop.
 
-        Each implementation is called on its own, so one that raises does not keep the
-        event from the others.
+        Each implementation is called on its own, in pluggy's order (the last registered
+        first), so one that raises does not keep the event from the others. Hook wrappers
+        are not supported on this hook.
         """
         arguments = {"event": event, "store": self.store, "settings": self.settings}
-        for impl in self._manager.hook.cesar_job_event.get_hookimpls():
+        for impl in reversed(self._manager.hook.cesar_job_event.get_hookimpls()):
             try:
                 outcome = impl.function(*(arguments[name] for name in impl.argnames))
             except Exception:
@@ -117,8 +118,6 @@ class JobEvents:
     async def _guard(work: Awaitable[None], plugin: str, event: JobEvent) -> None:
         try:
             await work
-        except asyncio.CancelledError:
-            raise
         except Exception:
             logger.exception("plugin %s failed on event %s", plugin, event.id)
 

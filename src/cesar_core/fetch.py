@@ -26,6 +26,12 @@ class UrlRefusedError(InvalidOptionsError):
     code = "url_refused"
 
 
+class UnresolvableHostError(UrlRefusedError):
+    """The URL's host name does not resolve (now: DNS may recover)."""
+
+    code = "url_unresolvable"
+
+
 class DownloadError(CesarError):
     """The server could not be reached or failed (5xx, 429, timeouts); worth retrying."""
 
@@ -65,7 +71,7 @@ def check_url(url: str, policy: FetchPolicy) -> None:
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UrlRefusedError(
+        raise UnresolvableHostError(
             f"The host of {url!r} cannot be resolved ({exc}).", hint="Check the URL."
         ) from None
     if policy.allow_private:
@@ -119,11 +125,16 @@ async def download(url: str, policy: FetchPolicy) -> AsyncIterator[bytes]:
     )
 
 
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status may go away by itself: 5xx, timeouts, rate limits."""
+    return status >= 500 or status in (408, 429)
+
+
 def _check_status(url: str, response: Any) -> None:
     status = response.status_code
     if status < 400:
         return
     message = f"Fetching {url} failed with HTTP {status}."
-    if status >= 500 or status in (408, 429):
+    if retryable_status(status):
         raise DownloadError(message, hint="The server may recover; the job will be retried.")
     raise DownloadRejectedError(message, hint="Check that the URL is right and public.")

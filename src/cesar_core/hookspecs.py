@@ -54,7 +54,7 @@ def cesar_job_stores() -> Mapping[str, JobStoreOpener]:
     :class:`cesar_core.protocols.JobStore`; it should raise
     :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. A store must pass
     ``cesar_core.testing.JobStoreContract``. When two plugins name the same scheme, the one
-    called first wins (the built-ins: ``memory`` and ``sqlite``).
+    called first wins; the built-ins (``memory``, ``sqlite``) are called first.
 
     :return: a mapping of scheme (without ``://``) to opener.
     """
@@ -70,7 +70,7 @@ def cesar_storage() -> Mapping[str, StorageOpener]:
     URL and returns an open object following :class:`cesar_core.protocols.Storage`; it
     should raise :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. The
     API nodes and the workers must be given the same storage URL. When two plugins name the
-    same scheme, the one called first wins (the built-in: ``file``).
+    same scheme, the one called first wins; the built-in (``file``) is called first.
 
     :return: a mapping of scheme (without ``://``) to opener.
     """
@@ -85,7 +85,8 @@ def cesar_transcribers() -> Mapping[str, TranscriberFactory]:
     ``cesar worker --transcriber`` (default ``whisper``, the built-in faster-whisper
     engine). Each value is called once with the settings and returns an object following
     :class:`cesar_core.protocols.Transcriber`, shared by all of the worker's threads. When
-    two plugins use the same name, the one called first wins.
+    two plugins use the same name, the one called first wins; the built-in
+    (``whisper``) is called first.
 
     :return: a mapping of name to factory.
     """

@@ -79,8 +79,9 @@ def get_manager() -> pluggy.PluginManager:
 def named(manager: pluggy.PluginManager, hook: str) -> dict[str, Any]:
     """Merge what a naming hook (stores, storage, transcribers) returns from every plugin.
 
-    Pluggy calls the most recently registered plugin first, so an external plugin can
-    take over a name the built-ins use; the first plugin to name a key wins.
+    Pluggy calls the most recently registered plugin first; the built-ins are registered
+    last, so they are asked first and their names cannot be taken over by accident. The
+    first plugin to name a key wins.
     """
     merged: dict[str, Any] = {}
     for provided in getattr(manager.hook, hook)():

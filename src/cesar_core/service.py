@@ -21,7 +21,7 @@ from .fetch import FetchPolicy, check_url, url_filename
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
 from .settings import Settings
-from .storage.local import audio_key
+from .storage.local import audio_key, key_job_id
 from .transcript import TranscribeOptions
 
 CHUNK_BYTES = 1 << 20
@@ -90,39 +90,94 @@ class JobService:
         webhook_url: str | None = None,
         max_bytes: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        check_audio: bool = False,
     ) -> tuple[Job, bool]:
         """Store the audio, then queue a job for it.
 
         ``audio`` is streamed in chunks: an async iterable of bytes (an HTTP upload), an
         open binary file, or a path. With an ``idempotency_key`` already used, the earlier
         job is returned and the audio just stored is removed again (the store decides,
-        atomically, so concurrent submissions with one key still make one job).
+        atomically, so concurrent submissions with one key still make one job). With
+        ``check_audio``, a file that cannot be decoded is refused now (an
+        :class:`~cesar_core.errors.AudioError`) instead of failing its job later.
 
         :return: the job, and whether it was created now.
         """
         if isinstance(audio, str | Path):
             filename = filename or Path(audio).name
         await self._check_webhook(webhook_url)
-        job_id = new_job_id()
-        key = audio_key(job_id, filename)
-        size = await self.storage.save(key, _chunks(audio), max_bytes=max_bytes)
-        new = NewJob(
-            id=job_id,
-            source=JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size),
-            options=options or TranscribeOptions(),
-            metadata=metadata or {},
+        stored = await self.store_audio(
+            audio, filename=filename, max_bytes=max_bytes, check_audio=check_audio
+        )
+        return await self.submit_stored(
+            stored,
+            options=options,
+            metadata=metadata,
             idempotency_key=idempotency_key,
             webhook_url=webhook_url,
             max_attempts=max_attempts,
         )
+
+    async def store_audio(
+        self,
+        audio: AsyncIterable[bytes] | BinaryIO | str | Path,
+        *,
+        filename: str | None = None,
+        max_bytes: int | None = None,
+        check_audio: bool = False,
+    ) -> JobSource:
+        """The first half of :meth:`submit_file`, for callers that learn the job's options
+        only after the audio (a multipart upload whose fields follow the file): stream the
+        audio into storage under a new job id. Pass the result to :meth:`submit_stored`,
+        or to :meth:`discard` if the job will not be created."""
+        job_id = new_job_id()
+        key = audio_key(job_id, filename)
+        size = await self.storage.save(key, _chunks(audio), max_bytes=max_bytes)
+        source = JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size)
+        if check_audio:
+            try:
+                async with self.storage.local_path(key) as path:
+                    await asyncio.to_thread(_check_decodable, path, filename)
+            except BaseException:
+                await self.discard(source)
+                raise
+        return source
+
+    async def submit_stored(
+        self,
+        source: JobSource,
+        *,
+        options: TranscribeOptions | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> tuple[Job, bool]:
+        """Queue a job for audio :meth:`store_audio` stored; on any failure (or an
+        idempotency key already used) the audio is removed."""
+        job_id = key_job_id(source.location)
         try:
+            await self._check_webhook(webhook_url)
+            new = NewJob(
+                id=job_id,
+                source=source,
+                options=options or TranscribeOptions(),
+                metadata=metadata or {},
+                idempotency_key=idempotency_key,
+                webhook_url=webhook_url,
+                max_attempts=max_attempts,
+            )
             job, created = await self.store.create(new)
         except BaseException:
-            await self.storage.delete_job(job_id)
+            await self.discard(source)
             raise
         if not created:  # another request with the same key won the race
-            await self.storage.delete_job(job_id)
+            await self.discard(source)
         return job, created
+
+    async def discard(self, source: JobSource) -> None:
+        """Remove audio stored for a job that was not created."""
+        await self.storage.delete_job(key_job_id(source.location))
 
     async def submit_url(
         self,
@@ -214,6 +269,12 @@ class JobService:
         for job_id in ids:
             await self.storage.delete_job(job_id)
         return ids
+
+
+def _check_decodable(path: Path, filename: str | None) -> None:
+    from .transcription.audio import AudioStream
+
+    AudioStream(path, name=filename).close()
 
 
 async def _chunks(audio: AsyncIterable[bytes] | BinaryIO | str | Path) -> AsyncIterator[bytes]:

@@ -37,6 +37,10 @@ def _as_bool(name: str, value: Any) -> bool:
     raise InvalidOptionsError(f"{name} must be true or false, not {value!r}.")
 
 
+def _unset_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
 def _path(value: str | Path) -> Path:
     return Path(value).expanduser()
 
@@ -72,7 +76,7 @@ class Settings:
     transcriber: str = "whisper"
     #: The key webhooks are signed with (``CESAR_WEBHOOK_SECRET``); unsigned when unset.
     #: A value starting ``whsec_`` is read as base64, as the Standard Webhooks libraries do.
-    webhook_secret: str | None = attrs.field(default=None, repr=False)
+    webhook_secret: str | None = attrs.field(default=None, repr=False, converter=_unset_if_empty)
     #: Requests made for one webhook before giving up (``CESAR_WEBHOOK_MAX_ATTEMPTS``).
     webhook_max_attempts: int = attrs.field(default=5, converter=int)
     #: The most one webhook request may take, in seconds (``CESAR_WEBHOOK_TIMEOUT``).
@@ -80,7 +84,37 @@ class Settings:
     #: The first retry delay in seconds, doubled each time (``CESAR_WEBHOOK_BACKOFF``).
     webhook_backoff: float = attrs.field(default=1.0, converter=float)
 
+    #: Where ``cesar serve`` listens (``CESAR_HOST``, ``CESAR_PORT``). Loopback by default:
+    #: exposing the API is a decision, not an accident.
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8000, converter=int)
+    #: Jobs the server's embedded worker runs at once (``CESAR_WORKERS``); 0 runs none,
+    #: leaving the jobs to ``cesar worker`` processes.
+    workers: int = attrs.field(default=1, converter=int)
+    #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
+    max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
+    #: When set, HTTP requests need ``Authorization: Bearer <key>`` (``CESAR_API_KEY``).
+    api_key: str | None = attrs.field(default=None, repr=False)
+    #: Origins browsers may call the API from, comma-separated (``CESAR_CORS_ORIGINS``);
+    #: ``*`` for any. Empty: no cross-origin access.
+    cors_origins: str = ""
+
     def __attrs_post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
+        if self.workers < 0 or self.max_upload_bytes < 1:
+            raise InvalidOptionsError("workers must be 0 or more and max_upload_bytes positive.")
+        if self.webhook_secret is not None:
+            from .webhooks import secret_key
+
+            try:
+                secret_key(self.webhook_secret)
+            except ValueError as exc:
+                raise InvalidOptionsError(
+                    f"webhook_secret is not usable: {exc}.",
+                    hint="Use a whsec_ secret with valid base64 after the prefix, or any "
+                    "other non-empty text.",
+                ) from None
         if self.webhook_max_attempts < 1:
             raise InvalidOptionsError("webhook_max_attempts must be at least 1.")
         if self.webhook_timeout <= 0 or self.webhook_backoff < 0:

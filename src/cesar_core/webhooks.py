@@ -33,7 +33,7 @@ from attrs import frozen
 from ._version import __version__
 from .errors import CesarError
 from .events import JobEvent
-from .fetch import FetchPolicy, UrlRefusedError, check_url
+from .fetch import FetchPolicy, UnresolvableHostError, UrlRefusedError, check_url, retryable_status
 from .hookspecs import hookimpl
 from .jobs import DeliveryStatus, WebhookDelivery
 from .protocols import JobStore
@@ -90,16 +90,24 @@ def payload(event: JobEvent) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _key(secret: str) -> bytes:
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a secret: ``whsec_<base64>`` decoded, any other text as UTF-8.
+
+    Raises ValueError for a ``whsec_`` secret that is not valid base64, or empty.
+    """
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret.removeprefix("whsec_"))
-    return secret.encode()
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    else:
+        key = secret.encode()
+    if not key:
+        raise ValueError("the webhook secret is empty")
+    return key
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one request."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -181,26 +189,28 @@ async def deliver(event: JobEvent, policy: WebhookPolicy) -> WebhookDelivery:
             attempts += 1
             asked = None
             try:
-                await asyncio.to_thread(check_url, url, fetch)  # again: DNS may have changed
                 async with asyncio.timeout(policy.timeout_seconds):
-                    response = await client.post(
-                        url, content=body, headers=_headers(event, body, policy)
+                    await asyncio.to_thread(check_url, url, fetch)  # again: DNS may change
+                    request = client.stream(
+                        "POST", url, content=body, headers=_headers(event, body, policy)
                     )
-            except UrlRefusedError as exc:
-                status_code, error = None, str(exc)
-                break
-            except (httpx.TransportError, TimeoutError) as exc:
+                    async with request as response:  # the answer's body is never read
+                        status_code = response.status_code
+                        retry_after = response.headers.get("retry-after")
+            except (UnresolvableHostError, httpx.TransportError, TimeoutError) as exc:
                 status_code = None
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except UrlRefusedError as exc:  # refused by policy: final
+                status_code, error = None, str(exc)
+                break
             else:
-                status_code = response.status_code
-                if response.is_success:
+                if 200 <= status_code < 300:
                     delivered, error = True, None
                     break
                 error = f"HTTP {status_code}"
-                if status_code < 500 and status_code != 429:
+                if not retryable_status(status_code):
                     break
-                asked = _retry_after(response.headers.get("retry-after"))
+                asked = _retry_after(retry_after)
             if attempts < policy.max_attempts:
                 await asyncio.sleep(_delay(policy, attempts, asked))
     return WebhookDelivery(

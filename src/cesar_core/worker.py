@@ -58,6 +58,8 @@ class WorkerConfig:
     retry_max_seconds: float = 300.0
     #: After a stop request, how long running jobs may go on before being handed back.
     grace_seconds: float = 30.0
+    #: Then how long job-event handlers still running (webhooks) may go on.
+    drain_seconds: float = 10.0
 
 
 class JobAborted(Exception):
@@ -143,7 +145,7 @@ class Worker:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-            await self.events.drain()
+            await self.events.drain(self.config.drain_seconds)
             self._executor.shutdown(wait=False, cancel_futures=True)
             logger.info("worker %s stopped after %d job(s)", self.name, self.completed)
 
@@ -276,12 +278,12 @@ class Worker:
             finished = outcome is not None and outcome is not _UNKNOWN
             final = None
             if outcome is _UNKNOWN or self.on_finished is not None:
-                final = await self.store.get(job.id, include_result=False)
+                final = await self.store.get(job.id, include_result=self.on_finished is not None)
                 finished = finished or final is None or final.state.terminal
-            if finished:
-                await self.storage.delete_job(job.id)
             if isinstance(outcome, tuple):
                 self.events.emit(JobEvent.for_job(job, *outcome))
+            if finished:
+                await self.storage.delete_job(job.id)
             if final is not None and final.state.terminal and self.on_finished is not None:
                 await self.on_finished(final)
         except Exception:
@@ -295,8 +297,10 @@ class Worker:
                     logger.info("returned %d job(s) with expired leases", len(released))
                 for job in released:
                     if job.state is JobState.ERROR:
-                        await self.storage.delete_job(job.id)
                         self.events.emit(JobEvent.for_job(job, job.state, job.error))
+                for job in released:
+                    if job.state is JobState.ERROR:
+                        await self.storage.delete_job(job.id)
             except Exception:
                 logger.exception("sweeping expired leases failed")
             await asyncio.sleep(self.config.sweep_seconds)

@@ -37,6 +37,11 @@ def audio_key(job_id: str, filename: str | None) -> str:
     return f"{job_id}/audio{suffix}"
 
 
+def key_job_id(key: str) -> str:
+    """The job a storage key belongs to (the inverse of :func:`audio_key`)."""
+    return key.split("/", 1)[0]
+
+
 class LocalStorage:
     """Files under ``root``; keys are relative paths of the form ``<job id>/<name>``."""
 

@@ -285,7 +285,8 @@ def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> 
         result = work(db, *args)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back already (I/O error, full disk)
+            db.execute("ROLLBACK")
         raise
     return result
 

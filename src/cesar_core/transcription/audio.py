@@ -91,9 +91,14 @@ class AudioStream:
     """
 
     def __init__(
-        self, source: AudioInput, *, start: float | None = None, end: float | None = None
+        self,
+        source: AudioInput,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        name: str | None = None,
     ) -> None:
-        self.name = describe(source)
+        self.name = name or describe(source)
         if isinstance(source, str | Path):
             _check_path(Path(source))
             opened: Any = str(source)
