@@ -44,19 +44,21 @@ def cli() -> None:
     """Cesar: offline speech-to-text with faster-whisper.
 
     Transcribe files directly with `cesar transcribe`, list the models available offline with
-    `cesar models`, run queued jobs with `cesar worker` and manage them with `cesar jobs`.
+    `cesar models`, serve the HTTP API with `cesar serve`, run queued jobs with `cesar worker`
+    and manage them with `cesar jobs`.
     Settings come from CESAR_* environment variables (see docs/settings.md).
     """
 
 
 def _register() -> None:
-    from . import jobs, models, plugins, transcribe, worker
+    from . import jobs, models, plugins, serve, transcribe, worker
 
     cli.add_command(transcribe.transcribe)
     cli.add_command(models.models)
     cli.add_command(worker.worker)
     cli.add_command(jobs.jobs)
     cli.add_command(plugins.plugins)
+    cli.add_command(serve.serve)
 
 
 _register()

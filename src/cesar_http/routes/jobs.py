@@ -1,0 +1,224 @@
+"""The job API: submit audio, follow the job, fetch the transcript, cancel or delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from cesar_core import make_options, render
+from cesar_core.jobs import JobState
+from cesar_core.service import JobNotFoundError
+from cesar_core.storage.local import UploadTooLargeError
+from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
+
+from ..app import Runtime, runtime
+from ..errors import error_response
+from ..multipart import FormError, StreamingForm, boundary_of
+from ..schemas import ErrorBody, JobOut, JobPage, TranscribeFields, UrlSubmission, job_out
+
+router = APIRouter(tags=["jobs"])
+
+#: How long a client should wait before polling a new job.
+RETRY_AFTER_SECONDS = 2
+#: After an upload is refused for its size, at most this much more of it is read (and
+#: dropped) so that the client, still sending, gets the 413 instead of a broken connection.
+DRAIN_BYTES = 64 * 1024**2
+FILE_FIELD = "file"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "The body is malformed, or the URL is refused."),
+        (413, "The upload is larger than the server accepts."),
+        (422, "A field is invalid, the model is unknown, or the file is not audio."),
+    )
+}
+
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FILE_FIELD],
+                    "properties": {
+                        FILE_FIELD: {"type": "string", "format": "binary"},
+                        **{
+                            name: {"type": "string", "description": f"see {name} below"}
+                            for name in TranscribeFields.model_fields
+                        },
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/UrlSubmission"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/transcribe",
+    status_code=202,
+    response_model=JobOut,
+    summary="Submit audio: an upload (multipart) or a URL (JSON)",
+    responses={
+        200: {"model": JobOut, "description": "The job an idempotency key already named."},
+        **_ERRORS,
+    },
+    openapi_extra=_SUBMIT_BODY,
+)
+async def submit(request: Request, state: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Queue a transcription and answer at once with the job (``202``), its URL in
+    ``Location``. Upload the audio as the form field ``file`` with the options as other form
+    fields, or send JSON ``{"url": ..., options}`` to have a worker fetch it. The upload is
+    streamed to storage and refused (``413``) as soon as it passes the size limit."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        job, created = await _submit_url(request, state)
+    else:
+        job, created = await _submit_upload(request, state, content_type)
+    headers = {"Location": f"/jobs/{job.id}", "Retry-After": str(RETRY_AFTER_SECONDS)}
+    body = job_out(job).model_dump(mode="json")
+    return JSONResponse(body, status_code=202 if created else 200, headers=headers)
+
+
+async def _options(fields: TranscribeFields, state: Runtime) -> dict[str, Any]:
+    options = make_options(state.settings, **fields.options())
+    await state.check_model(options.model)
+    return {
+        "options": options,
+        "metadata": fields.metadata,
+        "idempotency_key": fields.idempotency_key,
+        "webhook_url": fields.webhook_url,
+    }
+
+
+async def _submit_url(request: Request, state: Runtime) -> Any:
+    try:
+        payload = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FormError(f"The body is not valid JSON: {exc}.") from None
+    submission = UrlSubmission.model_validate(payload)
+    return await state.service.submit_url(submission.url, **await _options(submission, state))
+
+
+async def _submit_upload(request: Request, state: Runtime, content_type: str) -> Any:
+    form = StreamingForm(request.stream(), boundary_of(content_type))
+    filename = await form.next_file(FILE_FIELD)
+    if filename is None:
+        raise FormError(
+            f"The form has no file; send the audio as the form field {FILE_FIELD!r}.",
+            hint=f"For example: curl -F {FILE_FIELD}=@talk.mp3 http://host/transcribe",
+        )
+    service = state.service
+    try:
+        stored = await service.store_audio(
+            form.file_chunks(),
+            filename=filename,
+            max_bytes=state.settings.max_upload_bytes,
+            check_audio=True,
+        )
+    except UploadTooLargeError:
+        await _drain(request)
+        raise
+    try:
+        await form.rest()
+        fields = TranscribeFields.model_validate(
+            {name: values[-1] for name, values in form.fields.items()}
+        )
+        job_settings = await _options(fields, state)
+    except BaseException:
+        await service.discard(stored)
+        raise
+    return await service.submit_stored(stored, **job_settings)
+
+
+async def _drain(request: Request) -> None:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > DRAIN_BYTES:
+            return
+
+
+def _not_found(job_id: str) -> JobNotFoundError:
+    return JobNotFoundError(
+        f"No job has the id {job_id!r}.",
+        hint="It may have been deleted, or pruned after its retention period.",
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="A job, with its transcript once completed",
+    responses={404: {"model": ErrorBody, "description": "No job has this id."}},
+)
+async def get_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -> JobOut:
+    """The job's ``status``, progress and times; once ``completed`` also its text, language,
+    segments and words; once failed (``error``, still a 200) its ``error``."""
+    return job_out(await state.service.get(job_id))
+
+
+@router.get("/jobs", response_model=JobPage, summary="Jobs, newest first, a page at a time")
+async def list_jobs(
+    state: Annotated[Runtime, Depends(runtime)],
+    status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> JobPage:
+    """A page of jobs without their transcripts; ``next_cursor`` continues the listing."""
+    page = await state.service.list(state=status, limit=limit, cursor=cursor)
+    return JobPage(jobs=[job_out(job) for job in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    summary="Cancel a queued or running job; delete a finished one",
+    responses={
+        200: {"model": JobOut, "description": "The job was cancelled; it is kept."},
+        204: {"description": "The job and its files are deleted (or were already gone)."},
+    },
+)
+async def delete_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Idempotent: a running or queued job is cancelled (answer: the job); a finished job is
+    deleted with its files, and an unknown id is already gone (both answer ``204``)."""
+    service = state.service
+    job = await service.store.get(job_id, include_result=False)
+    if job is not None and not job.state.terminal:
+        cancelled = await service.cancel(job_id)
+        if not cancelled.state.terminal or cancelled.state is JobState.CANCELLED:
+            return JSONResponse(job_out(cancelled).model_dump(mode="json"))
+    await service.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/jobs/{job_id}/transcript",
+    summary="The transcript as txt, srt, vtt, json or tsv",
+    responses={
+        200: {"content": {MEDIA_TYPES[fmt].split(";")[0]: {} for fmt in FORMATS}},
+        404: {"model": ErrorBody, "description": "No job has this id."},
+        409: {"model": ErrorBody, "description": "The job is not completed (yet)."},
+    },
+)
+async def transcript(
+    job_id: str,
+    state: Annotated[Runtime, Depends(runtime)],
+    format: Annotated[str, Query(pattern=f"^({'|'.join(FORMATS)})$")] = "txt",
+) -> Response:
+    """The result of a completed job, with the format's media type."""
+    job = await state.service.get(job_id)
+    if job.state is not JobState.COMPLETED or job.result is None:
+        return error_response(
+            409,
+            "job_not_completed",
+            f"The job is {job.state.value}; its transcript exists once it is completed.",
+            f"Poll /jobs/{job_id} until its status is completed.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if not job.state.terminal else None,
+        )
+    return Response(render(job.result, format), media_type=MEDIA_TYPES[format])

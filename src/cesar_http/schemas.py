@@ -1,0 +1,198 @@
+"""The wire format: what requests may carry and what responses look like.
+
+These pydantic models exist for the edge only: they validate input (naming the field that
+is wrong) and document the API in ``/openapi.json``. Inside, everything is the core's attrs
+classes; :func:`job_out` is the one place a :class:`~cesar_core.jobs.Job` becomes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cesar_core.jobs import Job, JobState
+from cesar_core.transcript import Device, Task, TranscribeOptions
+
+OPTION_NAMES = frozenset(field.name for field in attrs.fields(TranscribeOptions))
+Status = Literal["queued", "processing", "completed", "error", "cancelled"]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, for programs: invalid_audio, job_not_found, ...")
+    message: str = Field(description="For people: what went wrong.")
+    hint: str | None = Field(default=None, description="What to do about it.")
+    field: str | None = Field(default=None, description="The request field at fault.")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer has this body."""
+
+    error: ErrorDetail
+
+
+class TranscribeFields(BaseModel):
+    """Transcription options and job settings, as form fields or JSON members."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Model name; default: the server's.")
+    language: str | None = Field(default=None, description="ISO code; default: detected.")
+    task: Task = Field(default=Task.TRANSCRIBE, description="transcribe or translate (to English).")
+    word_timestamps: bool = False
+    vad_filter: bool = False
+    beam_size: int = Field(default=5, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    initial_prompt: str | None = None
+    clip_start: float | None = Field(default=None, ge=0)
+    clip_end: float | None = Field(default=None, gt=0)
+    device: Device = Device.AUTO
+    compute_type: str = "auto"
+    cpu_threads: int = Field(default=0, ge=0)
+    batched: bool = False
+    batch_size: int = Field(default=8, ge=1)
+    webhook_url: str | None = Field(default=None, description="Notified when the job ends.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Kept with the job; a JSON object (form: as text)."
+    )
+    idempotency_key: str | None = Field(
+        default=None, max_length=200, description="Submitting a key again returns its job."
+    )
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a form field
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"metadata must be a JSON object ({exc.msg})") from None
+        return value
+
+    def options(self) -> dict[str, Any]:
+        """The transcription options, without the job settings."""
+        return self.model_dump(include=set(OPTION_NAMES))
+
+
+class UrlSubmission(TranscribeFields):
+    """``POST /transcribe`` with a JSON body: the audio is fetched from ``url``."""
+
+    url: str = Field(description="http(s) URL of the audio; fetched by the worker.")
+
+
+class WordOut(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class SegmentOut(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    words: list[WordOut] = Field(default_factory=list)
+
+
+class SourceOut(BaseModel):
+    kind: Literal["upload", "url"]
+    filename: str | None = None
+    size: int | None = None
+    url: str | None = None
+
+
+class JobErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class WebhookOut(BaseModel):
+    event_id: str
+    status: Literal["delivered", "failed"]
+    attempts: int
+    status_code: int | None = None
+    error: str | None = None
+    finished_at: datetime | None = None
+
+
+class JobOut(BaseModel):
+    """A job. ``text`` and the fields after it are set once it is ``completed``."""
+
+    id: str
+    status: Status
+    progress: int = Field(description="0 to 100.")
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    attempts: int
+    source: SourceOut
+    options: dict[str, Any]
+    metadata: dict[str, Any]
+    idempotency_key: str | None = None
+    webhook_url: str | None = None
+    webhook: WebhookOut | None = Field(default=None, description="How the webhook went.")
+    error: JobErrorOut | None = Field(default=None, description="Why the job failed.")
+    text: str | None = None
+    language: str | None = None
+    language_probability: float | None = None
+    duration: float | None = Field(default=None, description="Seconds of audio transcribed.")
+    model: str | None = None
+    segments: list[SegmentOut] | None = None
+    words: list[WordOut] | None = Field(default=None, description="With word_timestamps.")
+    warnings: list[str] | None = None
+
+
+class JobPage(BaseModel):
+    """Jobs newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None = None
+
+
+def job_out(job: Job) -> JobOut:
+    """The wire form of a job."""
+    from cesar_core import to_dict
+
+    source = job.source
+    is_url = source.kind.value == "url"
+    body: dict[str, Any] = {
+        "id": job.id,
+        "status": job.state.value,
+        "progress": job.progress,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "attempts": job.attempts,
+        "source": SourceOut(
+            kind=source.kind.value,
+            filename=source.filename,
+            size=source.size,
+            url=source.location if is_url else None,
+        ),
+        "options": to_dict(job.options),
+        "metadata": job.metadata,
+        "idempotency_key": job.idempotency_key,
+        "webhook_url": job.webhook_url,
+        "webhook": None if job.webhook is None else to_dict(job.webhook),
+        "error": None if job.error is None else to_dict(job.error),
+    }
+    result = job.result
+    if job.state is JobState.COMPLETED and result is not None:
+        transcript = to_dict(result)
+        body.update(
+            text=result.text,
+            language=result.language,
+            language_probability=result.language_probability,
+            duration=result.duration,
+            model=result.model,
+            segments=transcript["segments"],
+            words=[word for segment in transcript["segments"] for word in segment["words"]],
+            warnings=list(result.warnings),
+        )
+    return JobOut.model_validate(body)
