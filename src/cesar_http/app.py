@@ -159,10 +159,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             500, "internal_error", "The server failed on this request.", "See the server log."
         )
 
-    from .routes import jobs, system
+    from .routes import jobs, openai, system
 
     app.include_router(system.router)
     app.include_router(jobs.router, dependencies=[Depends(require_key)])
+    app.include_router(openai.router, dependencies=[Depends(require_key)])
     return app
 
 

@@ -11,22 +11,18 @@ from fastapi.responses import JSONResponse
 from cesar_core import make_options, render
 from cesar_core.jobs import JobState
 from cesar_core.service import JobNotFoundError
-from cesar_core.storage.local import UploadTooLargeError
 from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
 
 from ..app import Runtime, runtime
 from ..errors import error_response
-from ..multipart import FormError, StreamingForm, boundary_of
+from ..multipart import FormError
 from ..schemas import ErrorBody, JobOut, JobPage, TranscribeFields, UrlSubmission, job_out
+from ..uploads import FILE_FIELD, receive_upload
 
 router = APIRouter(tags=["jobs"])
 
 #: How long a client should wait before polling a new job.
 RETRY_AFTER_SECONDS = 2
-#: After an upload is refused for its size, at most this much more of it is read (and
-#: dropped) so that the client, still sending, gets the 413 instead of a broken connection.
-DRAIN_BYTES = 64 * 1024**2
-FILE_FIELD = "file"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -80,7 +76,7 @@ async def submit(request: Request, state: Annotated[Runtime, Depends(runtime)]) 
     if content_type.startswith("application/json"):
         job, created = await _submit_url(request, state)
     else:
-        job, created = await _submit_upload(request, state, content_type)
+        job, created = await _submit_upload(request, state)
     headers = {"Location": f"/jobs/{job.id}", "Retry-After": str(RETRY_AFTER_SECONDS)}
     body = job_out(job).model_dump(mode="json")
     return JSONResponse(body, status_code=202 if created else 200, headers=headers)
@@ -106,43 +102,15 @@ async def _submit_url(request: Request, state: Runtime) -> Any:
     return await state.service.submit_url(submission.url, **await _options(submission, state))
 
 
-async def _submit_upload(request: Request, state: Runtime, content_type: str) -> Any:
-    form = StreamingForm(request.stream(), boundary_of(content_type))
-    filename = await form.next_file(FILE_FIELD)
-    if filename is None:
-        raise FormError(
-            f"The form has no file; send the audio as the form field {FILE_FIELD!r}.",
-            hint=f"For example: curl -F {FILE_FIELD}=@talk.mp3 http://host/transcribe",
-        )
-    service = state.service
+async def _submit_upload(request: Request, state: Runtime) -> Any:
+    stored, fields = await receive_upload(request, state)
     try:
-        stored = await service.store_audio(
-            form.file_chunks(),
-            filename=filename,
-            max_bytes=state.settings.max_upload_bytes,
-            check_audio=True,
-        )
-    except UploadTooLargeError:
-        await _drain(request)
-        raise
-    try:
-        await form.rest()
-        fields = TranscribeFields.model_validate(
-            {name: values[-1] for name, values in form.fields.items()}
-        )
-        job_settings = await _options(fields, state)
+        values = TranscribeFields.model_validate({name: v[-1] for name, v in fields.items()})
+        job_settings = await _options(values, state)
     except BaseException:
-        await service.discard(stored)
+        await state.service.discard(stored)
         raise
-    return await service.submit_stored(stored, **job_settings)
-
-
-async def _drain(request: Request) -> None:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > DRAIN_BYTES:
-            return
+    return await state.service.submit_stored(stored, **job_settings)
 
 
 def _not_found(job_id: str) -> JobNotFoundError:

@@ -1,0 +1,62 @@
+"""Receiving an upload: the form streamed into storage, its other fields kept for the caller.
+
+``POST /transcribe`` and the OpenAI-compatible endpoints share this; they differ only in the
+fields they read.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from cesar_core.jobs import JobSource
+from cesar_core.storage.local import UploadTooLargeError
+
+from .app import Runtime
+from .multipart import FormError, StreamingForm, boundary_of
+
+FILE_FIELD = "file"
+#: After an upload is refused for its size, at most this much more of it is read (and
+#: dropped) so that the client, still sending, gets the 413 instead of a broken connection.
+DRAIN_BYTES = 64 * 1024**2
+
+
+async def receive_upload(
+    request: Request, state: Runtime
+) -> tuple[JobSource, dict[str, list[str]]]:
+    """Store the form's file (checked to be audio) and return it with the text fields.
+
+    The caller creates the job with :meth:`JobService.submit_stored`, or calls
+    :meth:`JobService.discard` when the fields turn out to be wrong.
+    """
+    form = StreamingForm(request.stream(), boundary_of(request.headers.get("content-type", "")))
+    filename = await form.next_file(FILE_FIELD)
+    if filename is None:
+        raise FormError(
+            f"The form has no file; send the audio as the form field {FILE_FIELD!r}.",
+            hint=f"For example: curl -F {FILE_FIELD}=@talk.mp3 http://host/transcribe",
+        )
+    service = state.service
+    try:
+        stored = await service.store_audio(
+            form.file_chunks(),
+            filename=filename,
+            max_bytes=state.settings.max_upload_bytes,
+            check_audio=True,
+        )
+    except UploadTooLargeError:
+        await _drain(request)
+        raise
+    try:
+        await form.rest()
+    except BaseException:
+        await service.discard(stored)
+        raise
+    return stored, form.fields
+
+
+async def _drain(request: Request) -> None:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > DRAIN_BYTES:
+            return
