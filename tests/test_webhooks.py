@@ -145,18 +145,24 @@ async def run_worker(service: JobService, transcriber: object = None) -> None:
     await worker_for(service, transcriber).run(until_idle=True)  # returns once webhooks are done
 
 
-def test_a_completed_job_is_announced_signed_and_recorded(
-    tmp_path: Path, receiver: Receiver
-) -> None:
+def run_one(tmp_path: Path, webhook_url: str) -> Job:
+    """Submit one job with a webhook, run it, and return it once its webhook is done."""
+
     async def scenario() -> Job:
         service = await open_service(tmp_path, settings_for(tmp_path))
-        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/ok")
+        job = await submit(service, tmp_path, webhook_url=webhook_url)
         await run_worker(service)
         done = await service.get(job.id)
         await service.close()
         return done
 
-    done = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_completed_job_is_announced_signed_and_recorded(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    done = run_one(tmp_path, f"{receiver.url}/ok")
     assert done.state is JobState.COMPLETED
     [request] = receiver.to("/ok")
     body = json.loads(request.body)
@@ -211,15 +217,7 @@ def _utc(seconds: int) -> Any:
 
 
 def test_5xx_and_429_are_retried_with_the_same_event_id(tmp_path: Path, receiver: Receiver) -> None:
-    async def scenario() -> Job:
-        service = await open_service(tmp_path, settings_for(tmp_path))
-        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/flaky")
-        await run_worker(service)
-        done = await service.get(job.id)
-        await service.close()
-        return done
-
-    done = asyncio.run(scenario())
+    done = run_one(tmp_path, f"{receiver.url}/flaky")
     requests = receiver.to("/flaky")
     assert len(requests) == 3
     assert {request.headers["webhook-id"] for request in requests} == {f"{done.id}.completed"}
@@ -256,15 +254,7 @@ def test_an_unreachable_receiver_is_retried_up_to_the_limit(tmp_path: Path) -> N
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
 
-    async def scenario() -> Job:
-        service = await open_service(tmp_path, settings_for(tmp_path))
-        job = await submit(service, tmp_path, webhook_url=f"http://127.0.0.1:{closed}/hook")
-        await run_worker(service)
-        done = await service.get(job.id)
-        await service.close()
-        return done
-
-    done = asyncio.run(scenario())
+    done = run_one(tmp_path, f"http://127.0.0.1:{closed}/hook")
     assert done.state is JobState.COMPLETED
     assert done.webhook is not None
     assert done.webhook.status is DeliveryStatus.FAILED
@@ -375,15 +365,7 @@ def test_webhooks_to_private_addresses_are_refused_unless_allowed(
 
 
 def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> None:
-    async def scenario() -> Job:
-        service = await open_service(tmp_path, settings_for(tmp_path))
-        job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/slow-down")
-        await run_worker(service)
-        done = await service.get(job.id)
-        await service.close()
-        return done
-
-    done = asyncio.run(scenario())
+    done = run_one(tmp_path, f"{receiver.url}/slow-down")
     first, second = receiver.to("/slow-down")
     assert second.at - first.at >= 0.9  # our own backoff alone would be 0.02 s
     assert done.webhook is not None
