@@ -159,7 +159,7 @@ async def delete_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -
     job = await service.store.get(job_id, include_result=False)
     if job is not None and not job.state.terminal:
         cancelled = await service.cancel(job_id)
-        if not cancelled.state.terminal or cancelled.state is JobState.CANCELLED:
+        if cancelled.state is JobState.CANCELLED:  # else it finished meanwhile: delete it
             return JSONResponse(job_out(cancelled).model_dump(mode="json"))
     await service.delete(job_id)
     return Response(status_code=204)
