@@ -269,13 +269,13 @@ class Worker:
             sent = progress if progress is not None else sent
 
     async def _after(self, job: Job, outcome: _Outcome) -> None:
-        """Remove the files of a finished job, then announce what this worker decided.
+        """Announce what this worker decided, then remove the files of a finished job.
 
         When the lease was lost the job's fate is only known to the store: its files go
         if it ended (cancelled, deleted), and stay if another worker runs it.
         """
         try:
-            finished = outcome is not None and outcome is not _UNKNOWN
+            finished = isinstance(outcome, tuple)
             final = None
             if outcome is _UNKNOWN or self.on_finished is not None:
                 final = await self.store.get(job.id, include_result=self.on_finished is not None)

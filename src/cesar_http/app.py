@@ -10,6 +10,7 @@ jobs finish for the grace period, and hands the rest back to the queue.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -71,8 +72,6 @@ def require_key(request: Request) -> None:
 
 
 def _same(given: str, expected: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(given.encode(), expected.encode())
 
 

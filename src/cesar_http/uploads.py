@@ -6,6 +6,9 @@ fields they read.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Request
 
 from cesar_core.jobs import JobSource
@@ -20,13 +23,15 @@ FILE_FIELD = "file"
 DRAIN_BYTES = 64 * 1024**2
 
 
+@asynccontextmanager
 async def receive_upload(
     request: Request, state: Runtime
-) -> tuple[JobSource, dict[str, list[str]]]:
-    """Store the form's file (checked to be audio) and return it with the text fields.
+) -> AsyncIterator[tuple[JobSource, dict[str, list[str]]]]:
+    """Store the form's file (checked to be audio) and lend it with the text fields.
 
-    The caller creates the job with :meth:`JobService.submit_stored`, or calls
-    :meth:`JobService.discard` when the fields turn out to be wrong.
+    Read the fields inside the block; if that raises, the stored audio is removed. Create
+    the job with :meth:`JobService.submit_stored` after the block (it removes the audio
+    itself when it fails).
     """
     form = StreamingForm(request.stream(), boundary_of(request.headers.get("content-type", "")))
     filename = await form.next_file(FILE_FIELD)
@@ -48,10 +53,10 @@ async def receive_upload(
         raise
     try:
         await form.rest()
+        yield stored, form.fields
     except BaseException:
         await service.discard(stored)
         raise
-    return stored, form.fields
 
 
 async def _drain(request: Request) -> None:

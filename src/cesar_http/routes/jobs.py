@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from cesar_core import make_options, render
 from cesar_core.jobs import JobState
-from cesar_core.service import JobNotFoundError
 from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
 
 from ..app import Runtime, runtime
@@ -103,21 +102,10 @@ async def _submit_url(request: Request, state: Runtime) -> Any:
 
 
 async def _submit_upload(request: Request, state: Runtime) -> Any:
-    stored, fields = await receive_upload(request, state)
-    try:
+    async with receive_upload(request, state) as (stored, fields):
         values = TranscribeFields.model_validate({name: v[-1] for name, v in fields.items()})
         job_settings = await _options(values, state)
-    except BaseException:
-        await state.service.discard(stored)
-        raise
     return await state.service.submit_stored(stored, **job_settings)
-
-
-def _not_found(job_id: str) -> JobNotFoundError:
-    return JobNotFoundError(
-        f"No job has the id {job_id!r}.",
-        hint="It may have been deleted, or pruned after its retention period.",
-    )
 
 
 @router.get(

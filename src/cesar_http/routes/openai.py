@@ -104,8 +104,7 @@ async def models(state: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
 
 
 async def _run(request: Request, state: Runtime, task: Task) -> Response:
-    stored, form = await receive_upload(request, state)
-    try:
+    async with receive_upload(request, state) as (stored, form):
         fields = {name: values[-1] for name, values in form.items()}
         granularities = set(form.get("timestamp_granularities[]", []))
         response_format = fields.get("response_format") or "json"
@@ -123,9 +122,6 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
             word_timestamps="word" in granularities,
         )
         await state.check_model(options.model)
-    except BaseException:
-        await state.service.discard(stored)
-        raise
     job, _ = await state.service.submit_stored(stored, options=options)
     done = await state.service.wait(job.id, timeout=WAIT_SECONDS)
     return _answer(done, response_format, granularities)
