@@ -16,6 +16,10 @@ import pytest
 
 from cesar_core import Settings, WhisperTranscriber
 
+from .postgres_helpers import empty_postgres, postgres_url
+
+__all__ = ["empty_postgres", "postgres_url"]  # fixtures, shared by every test module
+
 DATA = Path(__file__).parent / "data"
 REFERENCES: dict[str, str] = json.loads((DATA / "references.json").read_text())
 

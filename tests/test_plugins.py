@@ -170,7 +170,10 @@ def test_storage_is_chosen_by_url(tmp_path: Path, data: Path) -> None:
         assert isinstance(default, LocalStorage)
         assert default.root == tmp_path / "data" / "audio"
         for url, message in (
-            ("s3://bucket/audio", r"No storage handles 's3://bucket/audio' \(available: file\)"),
+            (
+                "s3://bucket/audio",
+                r"No storage handles 's3://bucket/audio' \(available: file, postgres, postgresql\)",
+            ),
             ("file://server/share", "Invalid storage URL"),
         ):
             with pytest.raises(InvalidOptionsError, match=message):

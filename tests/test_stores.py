@@ -34,7 +34,7 @@ def test_store_urls_are_checked() -> None:
     manager = make_manager({})
     with pytest.raises(InvalidOptionsError, match=r"No job store handles 'redis://x'") as error:
         asyncio.run(open_store("redis://x", manager))
-    assert "(available: memory, sqlite)" in str(error.value)
+    assert "(available: memory, postgres, postgresql, sqlite)" in str(error.value)
     with pytest.raises(InvalidOptionsError, match="Invalid SQLite store URL"):
         asyncio.run(open_store("sqlite://jobs.db", manager))
     store = asyncio.run(open_store("memory://", manager))

@@ -85,3 +85,10 @@ class TranscriptionError(CesarError):
 
     code = "transcription_failed"
     permanent = False
+
+
+class StoreUnavailableError(CesarError):
+    """The job store or storage could not be reached, even after retrying."""
+
+    code = "store_unavailable"
+    permanent = False

@@ -27,6 +27,9 @@ BUILTIN_PLUGINS = (
     "cesar_core.stores.builtin",
     "cesar_core.storage.builtin",
     "cesar_core.webhooks",
+    # A package of its own so that the core never imports psycopg; it imports psycopg only
+    # when a postgresql:// URL is opened (the ``postgres`` extra).
+    "cesar_postgres.plugin",
 )
 
 _lock = threading.Lock()

@@ -198,6 +198,20 @@ class JobStore(Protocol):
 
 
 @runtime_checkable
+class JobNotifier(Protocol):
+    """What a :class:`JobStore` may also offer: a wake-up when work may have arrived.
+
+    Optional: a worker whose store has it sleeps until woken (or ``timeout`` passes)
+    instead of only polling, so a job submitted to an idle worker starts at once. A wake-up
+    is a hint, never a promise: the worker claims afterwards, and may find nothing.
+    """
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Return when a job may have become claimable, or after ``timeout`` seconds."""
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Where the audio of uploaded jobs waits for a worker.
 

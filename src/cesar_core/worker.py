@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from attrs import define, frozen
 
@@ -32,7 +33,7 @@ from .errors import CesarError
 from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, download
 from .jobs import Job, JobError, JobState, SourceKind
-from .protocols import JobStore, Storage, Transcriber
+from .protocols import JobNotifier, JobStore, Storage, Transcriber
 from .storage.local import audio_key
 from .transcript import Transcript
 
@@ -49,7 +50,8 @@ class WorkerConfig:
     lease_seconds: float = 30.0
     #: How often the lease is renewed and progress written.
     heartbeat_seconds: float = 2.0
-    #: How long an idle slot waits before asking for work again.
+    #: How long an idle slot waits before asking for work again. Stores that announce new
+    #: jobs (in-process submissions, PostgreSQL's LISTEN/NOTIFY) wake it sooner.
     poll_seconds: float = 0.5
     #: How often expired leases are returned to the queue.
     sweep_seconds: float = 5.0
@@ -160,10 +162,24 @@ class Worker:
             if job is None:
                 if until_idle:
                     return
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.config.poll_seconds)
+                await self._idle()
                 continue
             await self._run(job)
+
+    async def _idle(self) -> None:
+        """Wait ``poll_seconds`` for work, less when the store says a job arrived (a
+        :class:`~cesar_core.protocols.JobNotifier`) or the worker is asked to stop."""
+        assert self._stop is not None
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stop.wait())}
+        if isinstance(self.store, JobNotifier):
+            waits.add(asyncio.ensure_future(self.store.wait_for_jobs(self.config.poll_seconds)))
+        try:
+            await asyncio.wait(
+                waits, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _run(self, job: Job) -> None:
         assert job.lease is not None

@@ -11,7 +11,13 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from cesar_core.errors import AudioError, CesarError, InvalidOptionsError, ModelNotFoundError
+from cesar_core.errors import (
+    AudioError,
+    CesarError,
+    InvalidOptionsError,
+    ModelNotFoundError,
+    StoreUnavailableError,
+)
 from cesar_core.fetch import UrlRefusedError
 from cesar_core.service import JobNotFoundError
 from cesar_core.storage.local import UploadTooLargeError
@@ -27,11 +33,13 @@ _STATUSES: tuple[tuple[type[CesarError], int], ...] = (
     (InvalidOptionsError, 422),
     (ModelNotFoundError, 422),
     (AudioError, 422),
+    (StoreUnavailableError, 503),
 )
 
 
 def status_for(error: CesarError) -> int:
-    """The HTTP status for a core error; anything not caused by the request is a 500."""
+    """The HTTP status for a core error: 503 while the store is out of reach, and 500 for
+    anything else not caused by the request."""
     for kind, status in _STATUSES:
         if isinstance(error, kind):
             return status

@@ -1,8 +1,11 @@
-"""Pieces every store shares: cursors and the error of a job whose worker vanished."""
+"""Pieces every store shares: cursors, the error of a job whose worker vanished, and the
+in-process wake-up of idle workers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from contextlib import suppress
 
 from ..errors import InvalidOptionsError
 from ..jobs import JobError
@@ -35,3 +38,26 @@ def expired_error(attempts: int) -> JobError:
         message=f"The worker running this job stopped responding {attempts} times (the job "
         "may crash or exhaust its worker); giving up. Check the worker logs.",
     )
+
+
+class Wakeup:
+    """Wakes every idle worker of this process when a job may have become claimable.
+
+    Each wait holds the event current when it began; :meth:`notify` sets that event and
+    starts a new one, so every waiter wakes once and later waiters wait afresh. Stores call
+    it after queueing a job (create, release, an expired lease), which makes a job
+    submitted to ``cesar serve`` start without waiting for the embedded worker's next poll.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake the current waiters (safe to call with none waiting)."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Return at the next :meth:`notify`, or after ``timeout`` seconds."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)

@@ -17,7 +17,7 @@ from attrs import evolve
 from ..jobs import TERMINAL_STATES, Job, JobError, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
 from ..transcript import Transcript
-from .common import decode_cursor, encode_cursor, expired_error
+from .common import Wakeup, decode_cursor, encode_cursor, expired_error
 
 
 def _now() -> datetime:
@@ -33,6 +33,7 @@ class MemoryJobStore:
         self._keys: dict[str, str] = {}
         self._next = 0
         self._lock = threading.Lock()
+        self._wakeup = Wakeup()
 
     async def create(self, job: NewJob) -> tuple[Job, bool]:
         with self._lock:
@@ -56,7 +57,8 @@ class MemoryJobStore:
             self._seq[job.id] = self._next
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
-            return stored, True
+        self._wakeup.notify()
+        return stored, True
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         with self._lock:
@@ -184,7 +186,8 @@ class MemoryJobStore:
             self._jobs[job_id] = evolve(
                 job, state=JobState.QUEUED, lease=None, attempts=max(0, job.attempts - 1)
             )
-            return True
+        self._wakeup.notify()
+        return True
 
     async def release_expired(self) -> builtins.list[Job]:
         with self._lock:
@@ -201,7 +204,13 @@ class MemoryJobStore:
                     self._finish(job, state=JobState.ERROR, error=expired_error(job.attempts))
                 else:
                     self._jobs[job.id] = evolve(job, state=JobState.QUEUED, lease=None)
-            return [evolve(self._jobs[job.id], result=None) for job in expired]
+            released = [evolve(self._jobs[job.id], result=None) for job in expired]
+        if any(job.state is JobState.QUEUED for job in released):
+            self._wakeup.notify()
+        return released
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        await self._wakeup.wait(timeout)
 
     async def cancel(self, job_id: str) -> Job | None:
         with self._lock:

@@ -26,7 +26,7 @@ from ..errors import CesarError
 from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
 from ..transcript import TranscribeOptions, Transcript
-from .common import decode_cursor, encode_cursor, expired_error
+from .common import Wakeup, decode_cursor, encode_cursor, expired_error
 
 #: Seconds since the Unix epoch, from the database's clock.
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
@@ -89,6 +89,8 @@ class SQLiteJobStore:
     def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
         self.path = path
         self._db = connection
+        # Other processes' submissions are found by polling; this process's at once.
+        self._wakeup = Wakeup()
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteJobStore:
@@ -130,7 +132,13 @@ class SQLiteJobStore:
         return await self._read(_schema_version)
 
     async def create(self, job: NewJob) -> tuple[Job, bool]:
-        return await self._write(_create, job)
+        created = await self._write(_create, job)
+        if created[1]:
+            self._wakeup.notify()
+        return created
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        await self._wakeup.wait(timeout)
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         result = "result" if include_result else "NULL AS result"
@@ -227,15 +235,21 @@ class SQLiteJobStore:
         return JobState(rows[0]["state"]) if rows else None
 
     async def release(self, job_id: str, token: str) -> bool:
-        return await self._write(
+        released = await self._write(
             _changed,
             "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), "
             f"{_NO_LEASE} WHERE {_OWNED}",
             (job_id, token),
         )
+        if released:
+            self._wakeup.notify()
+        return released
 
     async def release_expired(self) -> builtins.list[Job]:
-        return await self._write(_release_expired)
+        released = await self._write(_release_expired)
+        if any(job.state is JobState.QUEUED for job in released):
+            self._wakeup.notify()
+        return released
 
     async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
         return await self._write(

@@ -1,0 +1,463 @@
+"""The job store for many machines: one PostgreSQL database every node shares.
+
+- A claim is one ``UPDATE`` of the oldest runnable job picked ``FOR UPDATE SKIP LOCKED``:
+  workers racing for jobs never wait on each other's rows and never share one.
+- Lease times come from the database's clock (``now()``), never a node's.
+- The sweep of expired leases may run on every node, but only one at a time: it holds a
+  transaction-scoped advisory lock and a node that cannot take it skips its turn.
+- Queuing a job sends ``NOTIFY cesar_jobs`` in the same statement; idle workers
+  ``LISTEN`` on a connection of their own and claim at once (polling stays as the fallback).
+- A lost connection is retried (see :mod:`cesar_postgres.database`); writes a worker makes
+  with its lease remember the token that ended the lease (``last_token``), so a retried
+  complete whose first attempt committed is known to have succeeded, never done twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Json
+
+from cesar_core.convert import from_dict, to_dict
+from cesar_core.jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
+from cesar_core.protocols import Page
+from cesar_core.stores.common import decode_cursor, encode_cursor, expired_error
+from cesar_core.transcript import TranscribeOptions, Transcript
+
+from . import CHANNEL
+from .database import Connection, Database
+from .listen import Listener
+
+#: The sweep's advisory lock key.
+SWEEP_LOCK = 0x63_65_73_61_72_00_00_02
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE cesar_jobs (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL,
+            source JSON NOT NULL,
+            options JSON NOT NULL,
+            metadata JSON NOT NULL,
+            idempotency_key TEXT UNIQUE,
+            webhook_url TEXT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            started_at TIMESTAMPTZ,
+            completed_at TIMESTAMPTZ,
+            run_after TIMESTAMPTZ NOT NULL DEFAULT now(),
+            progress INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            lease_token TEXT,
+            lease_worker TEXT,
+            lease_expires_at TIMESTAMPTZ,
+            last_token TEXT,
+            result JSON,
+            error_code TEXT,
+            error_message TEXT,
+            webhook JSON
+        )""",
+        "CREATE INDEX cesar_jobs_queued ON cesar_jobs (seq) WHERE state = 'queued'",
+        "CREATE INDEX cesar_jobs_leased ON cesar_jobs (lease_expires_at) "
+        "WHERE state = 'processing'",
+        "CREATE INDEX cesar_jobs_state ON cesar_jobs (state, seq)",
+        "CREATE INDEX cesar_jobs_finished ON cesar_jobs (completed_at) "
+        "WHERE state IN ('completed', 'error', 'cancelled')",
+    ),
+)
+
+_COLUMNS = (
+    "seq, id, state, source, options, metadata, idempotency_key, webhook_url, created_at, "
+    "started_at, completed_at, run_after, progress, attempts, max_attempts, lease_token, "
+    "lease_worker, lease_expires_at, error_code, error_message, webhook"
+)
+#: The lease check of every write a worker makes with its token.
+_OWNED = "id = %(id)s AND state = 'processing' AND lease_token = %(token)s"
+_END_LEASE = (
+    "last_token = lease_token, lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL"
+)
+_SECONDS = "make_interval(secs => %(seconds)s)"
+_NOTIFY = f"pg_notify('{CHANNEL}', '')"
+
+
+class PostgresJobStore:
+    """A :class:`~cesar_core.protocols.JobStore` (and
+    :class:`~cesar_core.protocols.JobNotifier`) in PostgreSQL."""
+
+    def __init__(self, url: str, database: Database) -> None:
+        self._url = url
+        self._db = database
+        self._listener = Listener(url, database.where)
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresJobStore:
+        """Connect to ``url`` and bring the job tables up to date."""
+        return cls(url, await Database.open(url, "jobs", MIGRATIONS))
+
+    @property
+    def database(self) -> Database:
+        """The connection pool (tests reach the server through it)."""
+        return self._db
+
+    async def create(self, job: NewJob) -> tuple[Job, bool]:
+        params = {
+            "id": job.id,
+            "source": Json(to_dict(job.source)),
+            "options": Json(to_dict(job.options)),
+            "metadata": Json(job.metadata),
+            "key": job.idempotency_key,
+            "webhook_url": job.webhook_url,
+            "max_attempts": job.max_attempts,
+        }
+
+        async def work(db: Connection, retried: bool) -> tuple[Job, bool]:
+            while True:
+                # ON CONFLICT covers both the id (a retry whose first try committed) and
+                # the idempotency key; the notification goes out only for a new row.
+                cursor = await db.execute(
+                    "WITH created AS (INSERT INTO cesar_jobs (id, state, source, options, "
+                    "metadata, idempotency_key, webhook_url, max_attempts) VALUES (%(id)s, "
+                    "'queued', %(source)s, %(options)s, %(metadata)s, %(key)s, "
+                    "%(webhook_url)s, %(max_attempts)s) ON CONFLICT DO NOTHING "
+                    f"RETURNING {_COLUMNS}, result) SELECT *, {_NOTIFY} FROM created",
+                    params,
+                )
+                row = await cursor.fetchone()
+                if row is not None:
+                    return _job(row), True
+                mine = await _one(db, "id = %(id)s", params)
+                if mine is not None:
+                    return mine, True
+                earlier = await _one(db, "idempotency_key = %(key)s", params)
+                if earlier is not None:
+                    return earlier, False
+                # The job holding the key was deleted in between: insert again.
+
+        return await self._db.run(work)
+
+    async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
+        async def work(db: Connection, retried: bool) -> Job | None:
+            return await _one(db, "id = %(id)s", {"id": job_id}, include_result=include_result)
+
+        return await self._db.run(work)
+
+    async def list(
+        self,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        include_result: bool = False,
+    ) -> Page:
+        before = decode_cursor(cursor)
+        clauses = ["TRUE"]
+        params: dict[str, Any] = {"limit": limit + 1, "state": state, "before": before}
+        if state is not None:
+            clauses.append("state = %(state)s")
+            params["state"] = state.value
+        if before is not None:
+            clauses.append("seq < %(before)s")
+        result = "result" if include_result else "NULL AS result"
+        sql = (
+            f"SELECT {_COLUMNS}, {result} FROM cesar_jobs WHERE {' AND '.join(clauses)} "
+            "ORDER BY seq DESC LIMIT %(limit)s"
+        )
+
+        async def work(db: Connection, retried: bool) -> builtins.list[dict[str, Any]]:
+            return await (await db.execute(sql, params)).fetchall()
+
+        rows = await self._db.run(work)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
+        return Page(jobs=tuple(_job(row) for row in rows), next_cursor=next_cursor)
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        params = {"token": uuid.uuid4().hex, "worker": worker, "seconds": lease_seconds}
+
+        async def work(db: Connection, retried: bool) -> Job | None:
+            if retried:  # the first try may have claimed a job before its answer was lost
+                mine = await _one(db, "lease_token = %(token)s AND state = 'processing'", params)
+                if mine is not None:
+                    return mine
+            cursor = await db.execute(
+                "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
+                "progress = 0, started_at = now(), lease_token = %(token)s, "
+                f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
+                "WHERE seq = (SELECT seq FROM cesar_jobs WHERE state = 'queued' "
+                "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                f"RETURNING {_COLUMNS}, NULL AS result",
+                params,
+            )
+            row = await cursor.fetchone()
+            return None if row is None else _job(row)
+
+        return await self._db.run(work)
+
+    async def heartbeat(
+        self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
+    ) -> bool:
+        params = {"id": job_id, "token": token, "seconds": lease_seconds, "progress": progress}
+
+        async def work(db: Connection, retried: bool) -> bool:
+            cursor = await db.execute(
+                f"UPDATE cesar_jobs SET lease_expires_at = now() + {_SECONDS}, "
+                f"progress = COALESCE(%(progress)s, progress) WHERE {_OWNED}",
+                params,
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.run(work)
+
+    async def _finish(
+        self, job_id: str, token: str, state: JobState, result: Any, error: JobError | None
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "token": token,
+            "state": state.value,
+            "result": result,
+            "code": error and error.code,
+            "message": error and error.message,
+        }
+
+        async def work(db: Connection, retried: bool) -> bool:
+            cursor = await db.execute(
+                "UPDATE cesar_jobs SET state = %(state)s, completed_at = now(), "
+                "result = %(result)s, error_code = %(code)s, error_message = %(message)s, "
+                "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
+                f"{_END_LEASE} WHERE {_OWNED}",
+                params,
+            )
+            if cursor.rowcount == 1:
+                return True
+            return retried and await _ended_by(db, params, "state = %(state)s")
+
+        return await self._db.run(work)
+
+    async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
+        return await self._finish(job_id, token, JobState.COMPLETED, Json(to_dict(result)), None)
+
+    async def fail(self, job_id: str, token: str, error: JobError) -> bool:
+        return await self._finish(job_id, token, JobState.ERROR, None, error)
+
+    async def retry(
+        self, job_id: str, token: str, error: JobError, delay_seconds: float
+    ) -> JobState | None:
+        params = {
+            "id": job_id,
+            "token": token,
+            "seconds": delay_seconds,
+            "code": error.code,
+            "message": error.message,
+        }
+
+        async def work(db: Connection, retried: bool) -> JobState | None:
+            cursor = await db.execute(
+                "UPDATE cesar_jobs SET "
+                "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
+                "completed_at = CASE WHEN attempts >= max_attempts THEN now() END, "
+                f"run_after = now() + {_SECONDS}, error_code = %(code)s, "
+                f"error_message = %(message)s, {_END_LEASE} WHERE {_OWNED} RETURNING state",
+                params,
+            )
+            row = await cursor.fetchone()
+            if row is None and retried and await _ended_by(db, params, "TRUE"):
+                current = await _one(db, "id = %(id)s", params, include_result=False)
+                failed = current is not None and current.state is JobState.ERROR
+                return JobState.ERROR if failed else JobState.QUEUED
+            return None if row is None else JobState(row["state"])
+
+        return await self._db.run(work)
+
+    async def release(self, job_id: str, token: str) -> bool:
+        params = {"id": job_id, "token": token}
+
+        async def work(db: Connection, retried: bool) -> bool:
+            cursor = await db.execute(
+                "WITH released AS (UPDATE cesar_jobs SET state = 'queued', "
+                f"attempts = GREATEST(attempts - 1, 0), {_END_LEASE} WHERE {_OWNED} "
+                f"RETURNING id) SELECT {_NOTIFY} FROM released",
+                params,
+            )
+            if cursor.rowcount == 1:
+                return True
+            return retried and await _ended_by(db, params, "TRUE")
+
+        return await self._db.run(work)
+
+    async def release_expired(self) -> builtins.list[Job]:
+        async def work(db: Connection, retried: bool) -> builtins.list[Job]:
+            released: builtins.list[Job] = []
+            async with db.transaction():
+                cursor = await db.execute("SELECT pg_try_advisory_xact_lock(%s)", (SWEEP_LOCK,))
+                locked = await cursor.fetchone()
+                if locked is None or not next(iter(locked.values())):
+                    return released  # another node is sweeping right now
+                cursor = await db.execute(
+                    "SELECT id, attempts FROM cesar_jobs WHERE state = 'processing' "
+                    "AND lease_expires_at < now() ORDER BY seq"
+                )
+                for row in await cursor.fetchall():
+                    error = expired_error(row["attempts"])
+                    # The condition is checked again: a heartbeat may have come since.
+                    job = await _one_returning(
+                        db,
+                        "UPDATE cesar_jobs SET "
+                        "state = CASE WHEN attempts >= max_attempts THEN 'error' "
+                        "ELSE 'queued' END, "
+                        "completed_at = CASE WHEN attempts >= max_attempts THEN now() END, "
+                        "error_code = CASE WHEN attempts >= max_attempts THEN %(code)s END, "
+                        "error_message = CASE WHEN attempts >= max_attempts "
+                        f"THEN %(message)s END, {_END_LEASE} WHERE id = %(id)s "
+                        "AND state = 'processing' AND lease_expires_at < now() "
+                        f"RETURNING {_COLUMNS}, NULL AS result",
+                        {"id": row["id"], "code": error.code, "message": error.message},
+                    )
+                    if job is not None:
+                        released.append(job)
+                if any(job.state is JobState.QUEUED for job in released):
+                    await db.execute(f"SELECT {_NOTIFY}")
+            return released
+
+        return await self._db.run(work)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        params = {"id": job_id}
+
+        async def work(db: Connection, retried: bool) -> Job | None:
+            await db.execute(
+                "UPDATE cesar_jobs SET state = 'cancelled', completed_at = now(), "
+                "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL "
+                "WHERE id = %(id)s AND state IN ('queued', 'processing')",
+                params,
+            )
+            return await _one(db, "id = %(id)s", params)
+
+        return await self._db.run(work)
+
+    async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
+        params = {"id": job_id, "webhook": Json(to_dict(delivery))}
+
+        async def work(db: Connection, retried: bool) -> bool:
+            cursor = await db.execute(
+                "UPDATE cesar_jobs SET webhook = %(webhook)s WHERE id = %(id)s", params
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.run(work)
+
+    async def delete(self, job_id: str) -> bool:
+        async def work(db: Connection, retried: bool) -> bool:
+            cursor = await db.execute("DELETE FROM cesar_jobs WHERE id = %s", (job_id,))
+            return cursor.rowcount == 1
+
+        return await self._db.run(work)
+
+    async def prune(self, older_than: datetime) -> builtins.list[str]:
+        async def work(db: Connection, retried: bool) -> builtins.list[str]:
+            cursor = await db.execute(
+                "DELETE FROM cesar_jobs WHERE state IN ('completed', 'error', 'cancelled') "
+                "AND completed_at < %s RETURNING id",
+                (older_than,),
+            )
+            return [row["id"] for row in await cursor.fetchall()]
+
+        return await self._db.run(work)
+
+    async def counts(self) -> dict[JobState, int]:
+        async def work(db: Connection, retried: bool) -> builtins.list[dict[str, Any]]:
+            cursor = await db.execute("SELECT state, COUNT(*) AS n FROM cesar_jobs GROUP BY state")
+            return await cursor.fetchall()
+
+        counts = dict.fromkeys(JobState, 0)
+        for row in await self._db.run(work):
+            counts[JobState(row["state"])] = row["n"]
+        return counts
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Sleep until a ``NOTIFY`` says a job was queued (by any node), or ``timeout``."""
+        await self._listener.wait(timeout)
+
+    async def schema_version(self) -> int:
+        """The newest migration applied to the job tables."""
+
+        async def work(db: Connection, retried: bool) -> int:
+            cursor = await db.execute(
+                "SELECT MAX(version) AS v FROM cesar_migrations WHERE component = 'jobs'"
+            )
+            row = await cursor.fetchone()
+            return int(row["v"]) if row else 0
+
+        return await self._db.run(work)
+
+    async def close(self) -> None:
+        await self._listener.close()
+        await self._db.close()
+
+
+async def _one(
+    db: Connection, where: str, params: dict[str, Any], *, include_result: bool = True
+) -> Job | None:
+    result = "result" if include_result else "NULL AS result"
+    return await _one_returning(
+        db, f"SELECT {_COLUMNS}, {result} FROM cesar_jobs WHERE {where}", params
+    )
+
+
+async def _one_returning(db: Connection, sql: str, params: dict[str, Any]) -> Job | None:
+    cursor = await db.execute(sql, params)
+    row = await cursor.fetchone()
+    return None if row is None else _job(row)
+
+
+async def _ended_by(db: Connection, params: dict[str, Any], condition: str) -> bool:
+    """Whether the lease ``params["token"]`` already ended the job's run (and ``condition``
+    holds): a retried write whose first try committed."""
+    cursor = await db.execute(
+        f"SELECT 1 FROM cesar_jobs WHERE id = %(id)s AND last_token = %(token)s AND {condition}",
+        params,
+    )
+    return await cursor.fetchone() is not None
+
+
+def _time(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _job(row: dict[str, Any]) -> Job:
+    lease = None
+    if row["lease_token"] is not None:
+        lease = Lease(
+            token=row["lease_token"],
+            worker=row["lease_worker"],
+            expires_at=row["lease_expires_at"].astimezone(UTC),
+        )
+    error = None
+    if row["error_code"] is not None:
+        error = JobError(code=row["error_code"], message=row["error_message"])
+    result, webhook = row["result"], row["webhook"]
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        source=from_dict(row["source"], JobSource),
+        options=from_dict(row["options"], TranscribeOptions),
+        created_at=row["created_at"].astimezone(UTC),
+        started_at=_time(row["started_at"]),
+        completed_at=_time(row["completed_at"]),
+        run_after=_time(row["run_after"]),
+        progress=row["progress"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        result=None if result is None else from_dict(result, Transcript),
+        error=error,
+        metadata=row["metadata"],
+        idempotency_key=row["idempotency_key"],
+        webhook_url=row["webhook_url"],
+        webhook=None if webhook is None else from_dict(webhook, WebhookDelivery),
+        lease=lease,
+    )
