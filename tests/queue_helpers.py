@@ -1,5 +1,5 @@
-"""Shared pieces of the job queue tests: a service on a temporary SQLite file, worker
-processes, and polling."""
+"""Shared pieces of the job queue tests: a service on a temporary SQLite file (or on any
+store and storage URLs), worker processes, and polling."""
 
 from __future__ import annotations
 
@@ -12,30 +12,50 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from attrs import frozen
+
 from cesar_core.jobs import Job
 from cesar_core.service import JobService
+from cesar_core.storage import open_storage
 from cesar_core.storage.local import LocalStorage
+from cesar_core.stores import open_store
 from cesar_core.stores.sqlite import SQLiteJobStore
 from cesar_core.worker import Worker
 
 HERE = Path(__file__).parent
 
 
-async def open_service(root: Path) -> JobService:
-    store = await SQLiteJobStore.open(root / "jobs.db")
-    return JobService(store, LocalStorage(root / "audio"))
+@frozen
+class Site:
+    """Where a test's queue lives: a store URL and a storage URL."""
+
+    store: str
+    storage: str
+
+    @classmethod
+    def local(cls, root: Path) -> Site:
+        """SQLite and files under ``root``: one machine."""
+        return cls(f"sqlite:///{root / 'jobs.db'}", (root / "audio").as_uri())
 
 
-def start_worker(root: Path, *args: str) -> subprocess.Popen[str]:
+async def open_service(where: Path | Site) -> JobService:
+    if isinstance(where, Site):
+        return JobService(await open_store(where.store), await open_storage(where.storage))
+    store = await SQLiteJobStore.open(where / "jobs.db")
+    return JobService(store, LocalStorage(where / "audio"))
+
+
+def start_worker(where: Path | Site, *args: str) -> subprocess.Popen[str]:
     """A worker process on the test's store; returns once it is ready."""
+    site = where if isinstance(where, Site) else Site.local(where)
     process = subprocess.Popen(
         [
             sys.executable,
             str(HERE / "worker_process.py"),
             "--store",
-            str(root / "jobs.db"),
-            "--audio",
-            str(root / "audio"),
+            site.store,
+            "--storage",
+            site.storage,
             *args,
         ],
         stdout=subprocess.PIPE,

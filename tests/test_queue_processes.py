@@ -1,4 +1,6 @@
-"""The queue under real failure: worker processes killed, paused, stopped, crashing."""
+"""The queue under real failure: worker processes killed, paused, stopped, crashing, on
+SQLite (one machine) and on PostgreSQL (store and audio in the database, as many machines
+would share them)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,23 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from cesar_core.jobs import Job, JobState
 from cesar_core.service import JobService
 
-from .queue_helpers import eventually, open_service, run, start_worker, stop
+from .queue_helpers import Site, eventually, open_service, run, start_worker, stop
 
 
-def submit(root: Path, count: int, audio: Path, **kwargs: object) -> list[str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
+    if request.param == "sqlite":
+        return Site.local(tmp_path)
+    url = request.getfixturevalue("empty_postgres")
+    return Site(store=url, storage=url)
+
+
+def submit(root: Site, count: int, audio: Path, **kwargs: object) -> list[str]:
     async def go() -> list[str]:
         service = await open_service(root)
         ids = [(await service.submit_file(audio, **kwargs))[0].id for _ in range(count)]  # type: ignore[arg-type]
@@ -23,7 +35,7 @@ def submit(root: Path, count: int, audio: Path, **kwargs: object) -> list[str]:
     return run(go())
 
 
-def jobs(root: Path, ids: list[str]) -> list[Job]:
+def jobs(root: Site, ids: list[str]) -> list[Job]:
     async def go() -> list[Job]:
         service: JobService = await open_service(root)
         found = [await service.get(job_id) for job_id in ids]
@@ -33,20 +45,18 @@ def jobs(root: Path, ids: list[str]) -> list[Job]:
     return run(go())
 
 
-def state_of(root: Path, job_id: str) -> Job:
+def state_of(root: Site, job_id: str) -> Job:
     return jobs(root, [job_id])[0]
 
 
-def test_killed_worker_job_is_requeued_and_completes_once(tmp_path: Path, data: Path) -> None:
-    [job_id] = submit(tmp_path, 1, data / "speech_en.ogg")
-    doomed = start_worker(tmp_path, "--transcriber", "slow:20", "--lease", "1", "--name", "doomed")
-    eventually(lambda: state_of(tmp_path, job_id).state is JobState.PROCESSING)
+def test_killed_worker_job_is_requeued_and_completes_once(site: Site, data: Path) -> None:
+    [job_id] = submit(site, 1, data / "speech_en.ogg")
+    doomed = start_worker(site, "--transcriber", "slow:20", "--lease", "1", "--name", "doomed")
+    eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
     doomed.kill()  # SIGKILL: no chance to clean up
     doomed.wait()
-    rescuer = start_worker(
-        tmp_path, "--transcriber", "slow:0.3", "--lease", "1", "--name", "rescuer"
-    )
-    done = eventually(lambda: (j := state_of(tmp_path, job_id)).state.terminal and j)
+    rescuer = start_worker(site, "--transcriber", "slow:0.3", "--lease", "1", "--name", "rescuer")
+    done = eventually(lambda: (j := state_of(site, job_id)).state.terminal and j)
     stop(rescuer)
     assert isinstance(done, Job)
     assert done.state is JobState.COMPLETED
@@ -55,16 +65,16 @@ def test_killed_worker_job_is_requeued_and_completes_once(tmp_path: Path, data: 
     assert done.result.text == "rescuer"
 
 
-def test_paused_worker_cannot_complete_after_takeover(tmp_path: Path, data: Path) -> None:
-    [job_id] = submit(tmp_path, 1, data / "speech_en.ogg")
-    paused = start_worker(tmp_path, "--transcriber", "slow:1.5", "--lease", "1", "--name", "paused")
-    eventually(lambda: state_of(tmp_path, job_id).state is JobState.PROCESSING)
+def test_paused_worker_cannot_complete_after_takeover(site: Site, data: Path) -> None:
+    [job_id] = submit(site, 1, data / "speech_en.ogg")
+    paused = start_worker(site, "--transcriber", "slow:1.5", "--lease", "1", "--name", "paused")
+    eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
     paused.send_signal(signal.SIGSTOP)
-    other = start_worker(tmp_path, "--transcriber", "slow:0.2", "--lease", "30", "--name", "other")
-    done = eventually(lambda: (j := state_of(tmp_path, job_id)).state.terminal and j, timeout=20)
+    other = start_worker(site, "--transcriber", "slow:0.2", "--lease", "30", "--name", "other")
+    done = eventually(lambda: (j := state_of(site, job_id)).state.terminal and j, timeout=20)
     paused.send_signal(signal.SIGCONT)
     time.sleep(2.5)  # the paused worker wakes up, finishes its copy and tries to complete
-    final = state_of(tmp_path, job_id)
+    final = state_of(site, job_id)
     output = stop(paused) + stop(other)
     assert isinstance(done, Job)
     assert final.state is JobState.COMPLETED
@@ -74,10 +84,22 @@ def test_paused_worker_cannot_complete_after_takeover(tmp_path: Path, data: Path
     assert "database is locked" not in output
 
 
-def test_four_processes_complete_500_jobs_exactly_once(tmp_path: Path, data: Path) -> None:
-    ids = submit(tmp_path, 500, data / "speech_en.opus")
+def stored(root: Site, found: list[Job]) -> list[str]:
+    """The jobs whose audio is still in storage."""
+
+    async def go() -> list[str]:
+        service = await open_service(root)
+        left = [j.id for j in found if await service.storage.exists(j.source.location)]
+        await service.close()
+        return left
+
+    return run(go())
+
+
+def test_four_processes_complete_1000_jobs_exactly_once(site: Site, data: Path) -> None:
+    ids = submit(site, 1000, data / "speech_en.opus")
     workers = [
-        start_worker(tmp_path, "--transcriber", "noop", "--until-idle", "--name", f"w{i}")
+        start_worker(site, "--transcriber", "noop", "--until-idle", "--name", f"w{i}")
         for i in range(4)
     ]
     outputs = [stop(worker, sig=0, timeout=300) for worker in workers]
@@ -85,20 +107,20 @@ def test_four_processes_complete_500_jobs_exactly_once(tmp_path: Path, data: Pat
     found_counts = [re.search(r"^completed (\d+)$", out, re.MULTILINE) for out in outputs]
     assert all(found_counts), outputs
     counts = [int(match.group(1)) for match in found_counts if match]
-    assert sum(counts) == 500  # each completion was a successful, lease-holding one
+    assert sum(counts) == 1000  # each completion was a successful, lease-holding one
     assert all("database is locked" not in out for out in outputs)
-    found = jobs(tmp_path, ids)
+    found = jobs(site, ids)
     assert all(job.state is JobState.COMPLETED for job in found)
     assert all(job.attempts == 1 for job in found)
-    assert not any((tmp_path / "audio").iterdir())
+    assert stored(site, found) == []
 
 
-def test_a_new_worker_never_steals_running_jobs(tmp_path: Path, data: Path) -> None:
-    [job_id] = submit(tmp_path, 1, data / "speech_en.ogg")
-    first = start_worker(tmp_path, "--transcriber", "slow:2", "--lease", "1", "--name", "first")
-    eventually(lambda: state_of(tmp_path, job_id).state is JobState.PROCESSING)
-    second = start_worker(tmp_path, "--transcriber", "slow:0.1", "--lease", "1", "--name", "new")
-    done = eventually(lambda: (j := state_of(tmp_path, job_id)).state.terminal and j, timeout=20)
+def test_a_new_worker_never_steals_running_jobs(site: Site, data: Path) -> None:
+    [job_id] = submit(site, 1, data / "speech_en.ogg")
+    first = start_worker(site, "--transcriber", "slow:2", "--lease", "1", "--name", "first")
+    eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
+    second = start_worker(site, "--transcriber", "slow:0.1", "--lease", "1", "--name", "new")
+    done = eventually(lambda: (j := state_of(site, job_id)).state.terminal and j, timeout=20)
     stop(first)
     stop(second)
     assert isinstance(done, Job)
@@ -107,42 +129,42 @@ def test_a_new_worker_never_steals_running_jobs(tmp_path: Path, data: Path) -> N
     assert done.result.text == "first"
 
 
-def test_sigterm_lets_the_running_job_finish(tmp_path: Path, data: Path) -> None:
-    [job_id, waiting] = submit(tmp_path, 2, data / "speech_en.ogg")
-    worker = start_worker(tmp_path, "--transcriber", "slow:1.5", "--grace", "30")
-    eventually(lambda: state_of(tmp_path, job_id).state is JobState.PROCESSING)
+def test_sigterm_lets_the_running_job_finish(site: Site, data: Path) -> None:
+    [job_id, waiting] = submit(site, 2, data / "speech_en.ogg")
+    worker = start_worker(site, "--transcriber", "slow:1.5", "--grace", "30")
+    eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
     output = stop(worker)
     assert worker.returncode == 0, output
     assert "completed 1" in output
-    assert state_of(tmp_path, job_id).state is JobState.COMPLETED
-    assert state_of(tmp_path, waiting).state is JobState.QUEUED  # not claimed after SIGTERM
+    assert state_of(site, job_id).state is JobState.COMPLETED
+    assert state_of(site, waiting).state is JobState.QUEUED  # not claimed after SIGTERM
 
 
-def test_sigterm_hands_back_a_job_that_outlasts_the_grace(tmp_path: Path, data: Path) -> None:
-    [job_id] = submit(tmp_path, 1, data / "speech_en.ogg")
-    worker = start_worker(tmp_path, "--transcriber", "slow:60", "--grace", "0.3")
-    eventually(lambda: state_of(tmp_path, job_id).state is JobState.PROCESSING)
+def test_sigterm_hands_back_a_job_that_outlasts_the_grace(site: Site, data: Path) -> None:
+    [job_id] = submit(site, 1, data / "speech_en.ogg")
+    worker = start_worker(site, "--transcriber", "slow:60", "--grace", "0.3")
+    eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
     started = time.monotonic()
     output = stop(worker)
     assert time.monotonic() - started < 10
     assert worker.returncode == 0, output
-    job = state_of(tmp_path, job_id)
+    job = state_of(site, job_id)
     assert job.state is JobState.QUEUED
     assert job.attempts == 0  # a hand-back does not count against the job
     assert job.lease is None
 
 
-def test_poison_job_ends_in_error_and_others_go_on(tmp_path: Path, data: Path) -> None:
-    [poison] = submit(tmp_path, 1, data / "speech_en.ogg", filename="crash.poison", max_attempts=2)
-    [healthy] = submit(tmp_path, 1, data / "speech_en.ogg")
+def test_poison_job_ends_in_error_and_others_go_on(site: Site, data: Path) -> None:
+    [poison] = submit(site, 1, data / "speech_en.ogg", filename="crash.poison", max_attempts=2)
+    [healthy] = submit(site, 1, data / "speech_en.ogg")
     for _ in range(2):  # each worker dies on the poison job
-        worker = start_worker(tmp_path, "--transcriber", "poison", "--lease", "0.5")
+        worker = start_worker(site, "--transcriber", "poison", "--lease", "0.5")
         worker.wait(timeout=30)
         assert worker.returncode == -signal.SIGKILL
         time.sleep(0.6)  # let the lease run out
-    survivor = start_worker(tmp_path, "--transcriber", "poison", "--lease", "0.5")
-    final = eventually(lambda: (j := state_of(tmp_path, poison)).state.terminal and j)
-    eventually(lambda: state_of(tmp_path, healthy).state is JobState.COMPLETED)
+    survivor = start_worker(site, "--transcriber", "poison", "--lease", "0.5")
+    final = eventually(lambda: (j := state_of(site, poison)).state.terminal and j)
+    eventually(lambda: state_of(site, healthy).state is JobState.COMPLETED)
     stop(survivor)
     assert isinstance(final, Job)
     assert final.state is JobState.ERROR

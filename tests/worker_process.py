@@ -1,4 +1,4 @@
-"""A worker process for the queue tests: a real Worker on a real SQLite file.
+"""A worker process for the queue tests: a real Worker on a real store (SQLite, PostgreSQL).
 
 The transcribers here stand in for faster-whisper where a test needs a job to take a known
 time, crash its process, or cost nothing (the queue is what is under test):
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cesar_core import Transcript, WhisperTranscriber
-from cesar_core.storage.local import LocalStorage
-from cesar_core.stores.sqlite import SQLiteJobStore
+from cesar_core.storage import open_storage
+from cesar_core.stores import open_store
 from cesar_core.worker import Worker, WorkerConfig
 
 
@@ -52,22 +52,19 @@ class SlowTranscriber:
 
 
 class PoisonTranscriber(NoopTranscriber):
-    def __init__(self, store_path: str) -> None:
-        self.store_path = store_path
-
     def transcribe(self, audio: Any, options: Any, progress: Any = None) -> Transcript:
         if "poison" in Path(str(audio)).name:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().transcribe(audio, options, progress)
 
 
-def make_transcriber(spec: str, name: str, store: str) -> Any:
+def make_transcriber(spec: str, name: str) -> Any:
     if spec == "noop":
         return NoopTranscriber()
     if spec.startswith("slow:"):
         return SlowTranscriber(float(spec.split(":", 1)[1]), name)
     if spec == "poison":
-        return PoisonTranscriber(store)
+        return PoisonTranscriber()
     if spec == "whisper":
         return WhisperTranscriber()
     raise SystemExit(f"unknown transcriber {spec}")
@@ -75,8 +72,8 @@ def make_transcriber(spec: str, name: str, store: str) -> Any:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--audio", required=True)
+    parser.add_argument("--store", required=True, help="store URL")
+    parser.add_argument("--storage", required=True, help="storage URL")
     parser.add_argument("--transcriber", default="noop")
     parser.add_argument("--name", default=f"worker-{os.getpid()}")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -87,11 +84,12 @@ async def main() -> None:
     parser.add_argument("--poll", type=float, default=0.05)
     parser.add_argument("--until-idle", action="store_true")
     args = parser.parse_args()
-    store = await SQLiteJobStore.open(args.store)
+    store = await open_store(args.store)
+    storage = await open_storage(args.storage)
     worker = Worker(
         store,
-        LocalStorage(Path(args.audio)),
-        make_transcriber(args.transcriber, args.name, args.store),
+        storage,
+        make_transcriber(args.transcriber, args.name),
         WorkerConfig(
             concurrency=args.concurrency,
             lease_seconds=args.lease,
@@ -107,6 +105,7 @@ async def main() -> None:
     loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
     print("ready", flush=True)
     await worker.run(until_idle=args.until_idle)
+    await storage.close()
     await store.close()
     print(f"completed {worker.completed}", flush=True)
 
