@@ -5,9 +5,14 @@ several nodes at once, connection loss)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -20,6 +25,7 @@ from cesar_core.errors import (
 from cesar_core.jobs import JobError, JobState
 from cesar_core.plugins import make_manager
 from cesar_core.protocols import JobNotifier, JobStore
+from cesar_core.settings import redact
 from cesar_core.storage import open_storage
 from cesar_core.storage.local import UploadTooLargeError
 from cesar_core.stores import open_store
@@ -27,6 +33,8 @@ from cesar_core.testing import TRANSCRIPT, JobStoreContract, claimed, new_job
 from cesar_postgres.blobs import PART_BYTES, PostgresStorage
 from cesar_postgres.store import MIGRATIONS, SWEEP_LOCK, PostgresJobStore
 
+from .conftest import DATA, REFERENCES, wer
+from .http_helpers import serving, wait_for
 from .postgres_helpers import admin, database_url
 
 
@@ -64,6 +72,7 @@ def test_urls_and_unreachable_servers_are_explained() -> None:
     with pytest.raises(StoreUnavailableError) as error:
         run(open_store("postgresql://someone:secret@127.0.0.1:1/x", manager))
     assert "secret" not in str(error.value)  # messages never show a password
+    assert redact("postgresql://someone:secret@db:5432/x") == "postgresql://someone:***@db:5432/x"
     with pytest.raises(InvalidOptionsError, match="Invalid PostgreSQL URL"):
         run(open_store("postgresql://127.0.0.1:5432/x?nonsense=1", manager))
 
@@ -281,3 +290,48 @@ def test_storage_failed_upload_leaves_nothing(empty_postgres: str) -> None:
     run(scenario())
     with psycopg.connect(empty_postgres) as connection:
         assert connection.execute("SELECT count(*) FROM cesar_blob_parts").fetchone() == (0,)
+
+
+def test_an_api_node_and_two_workers_share_nothing_but_postgres(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """Three processes with data directories of their own: only the database joins them."""
+    shared = {"CESAR_STORE": empty_postgres, "CESAR_STORAGE": empty_postgres}
+    workers = []
+    for n in range(2):
+        home = tmp_path / f"worker{n}"
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "cesar_cli", "worker", "--name", f"node{n}"],
+                env={**os.environ, **shared, "CESAR_DATA_DIR": str(home)},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    api_home = tmp_path / "api"
+    try:
+        with (
+            serving(api_home, "--no-worker", **shared) as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
+            ids = []
+            for name in ("speech_en.opus", "speech_en.wav", "speech_en.opus"):
+                with (DATA / name).open("rb") as audio:
+                    answer = client.post("/transcribe", files={"file": (name, audio)})
+                assert answer.status_code == 202, answer.text
+                ids.append(answer.json()["id"])
+            done = [wait_for(client, job_id, timeout=180) for job_id in ids]
+    finally:
+        outputs = []
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            outputs.append(worker.communicate(timeout=60)[1])
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    for job in done:
+        assert job["status"] == "completed", job
+        assert wer(REFERENCES["speech_en"], str(job["text"])) < 0.5
+    # Nothing went through a disk the nodes share: no node stored audio of its own.
+    for home in (api_home, tmp_path / "worker0", tmp_path / "worker1"):
+        assert not list(home.rglob("audio*")), list(home.rglob("*"))
+    with psycopg.connect(empty_postgres) as connection:  # finished jobs' audio is removed
+        assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (0,)

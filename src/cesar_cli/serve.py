@@ -9,9 +9,10 @@ import signal
 import click
 
 from cesar_core import Settings
+from cesar_core.settings import redact
 
 from .logs import configure_logging
-from .options import store_option
+from .options import storage_option, store_option
 
 #: The app factory, named by import path so that the CLI does not import the HTTP adapter.
 APP_FACTORY = "cesar_http.app:app_from_environment"
@@ -23,6 +24,7 @@ APP_FACTORY = "cesar_http.app:app_from_environment"
     "--port", type=click.IntRange(1, 65535), help="Port to listen on. [CESAR_PORT; default: 8000]"
 )
 @store_option
+@storage_option
 @click.option("--model", help="Model for requests that name none. [CESAR_MODEL; default: tiny.en]")
 @click.option(
     "--workers",
@@ -39,6 +41,7 @@ def serve(
     host: str | None,
     port: int | None,
     store: str | None,
+    storage: str | None,
     model: str | None,
     workers: int | None,
     no_worker: bool,
@@ -59,6 +62,7 @@ def serve(
         "CESAR_HOST": host,
         "CESAR_PORT": port,
         "CESAR_STORE": store,
+        "CESAR_STORAGE": storage,
         "CESAR_MODEL": model,
         "CESAR_WORKERS": 0 if no_worker else workers,
     }
@@ -67,8 +71,8 @@ def serve(
     settings = Settings.load()  # a bad value fails here, before the server starts
     configure_logging(max(verbose, 1), quiet=False)
     click.echo(
-        f"cesar serve on http://{settings.host}:{settings.port} (store {settings.store_url}, "
-        f"{settings.workers} worker slot(s)); docs at /docs",
+        f"cesar serve on http://{settings.host}:{settings.port} "
+        f"(store {redact(settings.store_url)}, {settings.workers} worker slot(s)); docs at /docs",
         err=True,
     )
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler

@@ -9,15 +9,17 @@ import click
 
 from cesar_core import Settings, Transcriber
 from cesar_core.service import JobService
+from cesar_core.settings import redact
 from cesar_core.transcription import open_transcriber
 from cesar_core.worker import Worker, WorkerConfig
 
 from .logs import configure_logging
-from .options import store_option
+from .options import storage_option, store_option
 
 
 @click.command()
 @store_option
+@storage_option
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
@@ -51,6 +53,7 @@ from .options import store_option
 @click.option("-v", "--verbose", count=True, help="Log each job (-vv for debug).")
 def worker(
     store: str | None,
+    storage: str | None,
     concurrency: int,
     lease_seconds: float,
     grace_seconds: float,
@@ -65,7 +68,7 @@ def worker(
     (for --grace seconds) before handing them back.
     """
     configure_logging(max(verbose, 1), quiet=False)
-    settings = Settings.load(store=store, transcriber=transcriber)
+    settings = Settings.load(store=store, storage=storage, transcriber=transcriber)
     engine = open_transcriber(settings)  # an unknown name fails before anything starts
     config = WorkerConfig(
         concurrency=concurrency,
@@ -92,7 +95,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.request_stop)
-    click.echo(f"worker {runner.name} on {settings.store_url}; stop with Ctrl-C", err=True)
+    click.echo(f"worker {runner.name} on {redact(settings.store_url)}; stop with Ctrl-C", err=True)
     try:
         await runner.run()
     finally:

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import platformdirs
@@ -179,3 +180,12 @@ class Settings:
                 where = variable if env.get(variable) is not None else f"{flag} in {path}"
                 values[flag] = _as_bool(where, values[flag])
         return cls(**values)
+
+
+def redact(url: str) -> str:
+    """``url`` fit to print or log: a password in it is replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
