@@ -9,6 +9,13 @@ jobs are all submitted first, by one caller, then run by a one-slot worker; with
 ``--submitters N`` that many callers submit while the worker (``--concurrency`` slots)
 already runs, as on a busy server. The figure is jobs / wall time of the whole run, submit
 included. Stores alternate within each repeat.
+
+With ``--postgres URL`` (a database where this user may create others, e.g. the local
+server's ``postgresql://127.0.0.1:5432/test``), the same run also measures PostgreSQL with
+``--workers`` worker processes (default 1, 2 and 4), each count alternating with the others
+within a repeat; see ``bench/postgres_workers.py`` for what is timed.
+
+    python bench/queue.py --jobs 5000 --repeats 3 --postgres postgresql://127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from tests.worker_process import NoopTranscriber
 
+from bench import postgres_workers
 from cesar_core.protocols import JobStore
 from cesar_core.service import JobService
 from cesar_core.storage.local import LocalStorage
@@ -93,13 +101,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--submitters", type=int, default=1, help="concurrent submitters")
     parser.add_argument("--concurrency", type=int, default=1, help="worker slots")
+    parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"memory": [], "sqlite": []}
+    if args.postgres:
+        for count in args.workers:
+            rates[f"postgres drain {count}w"] = []
+            rates[f"postgres e2e {count}w"] = []
     for _ in range(args.repeats):
         for kind in rates:
-            rate = asyncio.run(one_run(kind, args.jobs, args.submitters, args.concurrency))
+            if kind.startswith("postgres"):
+                _, mode, count = kind.split()
+                rate = postgres_workers.one_run(args.postgres, args.jobs, int(count[:-1]), mode)
+            else:
+                rate = asyncio.run(one_run(kind, args.jobs, args.submitters, args.concurrency))
             rates[kind].append(rate)
+            print(f"{kind}: {rate:.0f} jobs/s", flush=True)
     results = {
         kind: {"max": max(r), "median": statistics.median(r), "runs": r}
         for kind, r in rates.items()
@@ -117,7 +136,7 @@ def main() -> None:
         )
     )
     for kind, row in results.items():
-        print(f"{kind:7} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
+        print(f"{kind:20} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
 
 
 if __name__ == "__main__":

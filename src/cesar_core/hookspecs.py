@@ -54,7 +54,8 @@ def cesar_job_stores() -> Mapping[str, JobStoreOpener]:
     :class:`cesar_core.protocols.JobStore`; it should raise
     :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. A store must pass
     ``cesar_core.testing.JobStoreContract``. When two plugins name the same scheme, the one
-    called first wins; the built-ins (``memory``, ``sqlite``) are called first.
+    called first wins; the built-ins (``memory``, ``sqlite``, ``postgresql``) are called
+    first.
 
     :return: a mapping of scheme (without ``://``) to opener.
     """
@@ -70,7 +71,8 @@ def cesar_storage() -> Mapping[str, StorageOpener]:
     URL and returns an open object following :class:`cesar_core.protocols.Storage`; it
     should raise :class:`cesar_core.errors.InvalidOptionsError` for a malformed URL. The
     API nodes and the workers must be given the same storage URL. When two plugins name the
-    same scheme, the one called first wins; the built-in (``file``) is called first.
+    same scheme, the one called first wins; the built-ins (``file``, ``postgresql``) are
+    called first.
 
     :return: a mapping of scheme (without ``://``) to opener.
     """

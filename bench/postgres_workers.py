@@ -1,0 +1,154 @@
+"""No-op jobs per second on PostgreSQL with several worker processes (used by queue.py).
+
+Each worker is its own process (``tests/worker_process.py``: a real ``Worker``, one slot,
+the no-op transcriber) on the PostgreSQL store *and* storage, as nodes that share nothing
+but the database run. Two figures per worker count:
+
+- **drain**: the workers are started and paused (SIGSTOP), the jobs submitted, the workers
+  resumed, and the clock runs until the last job is completed: the rate of the workers
+  alone (claim, copy the audio out of the database, run, complete, delete the audio).
+- **end to end**: the workers run while this process submits the jobs (8 concurrent
+  submitters through ``JobService``, 1 KiB of audio each into the database), clock from the
+  first submit to the last completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from cesar_core.service import JobService
+from cesar_postgres.blobs import PostgresStorage
+from cesar_postgres.store import PostgresJobStore
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
+SUBMITTERS = 8
+
+
+def fresh_database(admin_url: str) -> tuple[str, str]:
+    """Create an empty database next to ``admin_url``'s; return its name and URL."""
+    name = f"cesar_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "worker_process.py"),
+                "--store",
+                url,
+                "--storage",
+                url,
+                "--transcriber",
+                "noop",
+                "--poll",
+                "0.5",
+                "--sweep",
+                "5",
+                "--heartbeat",
+                "5",
+                "--name",
+                f"bench{n}",
+            ],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        )
+        for n in range(count)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == b"ready"
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGCONT)
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(timeout=120)
+
+
+async def submit(url: str, jobs: int) -> None:
+    store = await PostgresJobStore.open(url)
+    service = JobService(store, await PostgresStorage.open(url))
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield AUDIO
+
+    async def one_submitter(count: int) -> None:
+        for _ in range(count):
+            await service.submit_file(chunks(), filename="a.wav")
+
+    shares = [jobs // SUBMITTERS + (i < jobs % SUBMITTERS) for i in range(SUBMITTERS)]
+    async with asyncio.TaskGroup() as group:
+        for share in shares:
+            group.create_task(one_submitter(share))
+    await service.close()
+
+
+def wait_completed(url: str, jobs: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM cesar_jobs WHERE state = 'completed'"
+            ).fetchone()
+            if row is not None and row[0] >= jobs:
+                return
+            time.sleep(0.01)
+    raise TimeoutError(f"{jobs} jobs not completed within {timeout} s")
+
+
+def one_run(admin_url: str, jobs: int, workers: int, mode: str) -> float:
+    """Jobs per second for ``workers`` processes in ``mode`` (``drain`` or ``e2e``)."""
+    name, url = fresh_database(admin_url)
+    try:
+        asyncio.run(_open_close(url))  # tables exist before workers race to create them
+        processes = start_workers(url, workers)
+        try:
+            if mode == "drain":
+                for process in processes:
+                    process.send_signal(signal.SIGSTOP)
+                asyncio.run(submit(url, jobs))
+                started = time.perf_counter()
+                for process in processes:
+                    process.send_signal(signal.SIGCONT)
+                wait_completed(url, jobs)
+            else:
+                started = time.perf_counter()
+                thread = asyncio.to_thread(wait_completed, url, jobs)
+                asyncio.run(_submit_while_waiting(url, jobs, thread))
+            elapsed = time.perf_counter() - started
+        finally:
+            stop_workers(processes)
+        return jobs / elapsed
+    finally:
+        drop_database(admin_url, name)
+
+
+async def _submit_while_waiting(url: str, jobs: int, waiting: object) -> None:
+    await asyncio.gather(submit(url, jobs), waiting)  # type: ignore[arg-type]
+
+
+async def _open_close(url: str) -> None:
+    await (await PostgresJobStore.open(url)).close()
+    await (await PostgresStorage.open(url)).close()
