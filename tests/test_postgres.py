@@ -335,3 +335,33 @@ def test_an_api_node_and_two_workers_share_nothing_but_postgres(
         assert not list(home.rglob("audio*")), list(home.rglob("*"))
     with psycopg.connect(empty_postgres) as connection:  # finished jobs' audio is removed
         assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (0,)
+
+
+def test_an_api_node_rides_out_a_database_that_goes_away(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    name = empty_postgres.rsplit("/", 1)[1]
+    shared = {"CESAR_STORE": empty_postgres, "CESAR_STORAGE": empty_postgres}
+    with (
+        serving(tmp_path, "--no-worker", **shared) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        assert client.get("/ready").status_code == 200
+        with admin() as connection:
+            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            other_backends(empty_postgres)  # every pooled connection of the server dies
+            started = time.monotonic()
+            probe = client.get("/ready")
+            assert probe.status_code == 503
+            assert probe.json()["error"]["code"] == "store_unavailable"
+            assert time.monotonic() - started < 10  # a probe does not wait out the retries
+        finally:
+            with admin() as connection:
+                connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        # Back: the pool reconnects, and requests go through again.
+        with (DATA / "speech_en.opus").open("rb") as audio:
+            answer = client.post("/transcribe", files={"file": ("speech_en.opus", audio)})
+        assert answer.status_code == 202, answer.text
+        assert client.get(f"/jobs/{answer.json()['id']}").json()["status"] == "queued"
+        assert client.get("/ready").status_code == 200

@@ -66,17 +66,28 @@ class PostgresStorage:
     ) -> int:
         """Stream ``chunks`` into ``key`` in one transaction; returns the size.
 
-        A stream cannot be replayed, so a connection lost half-way is not retried: the
-        transaction rolls back and the caller gets :class:`StoreUnavailableError`.
+        A connection found dead before the first chunk is read is replaced, as for every
+        operation. A stream cannot be replayed, though: once chunks are read, a lost
+        connection rolls the upload back and raises :class:`StoreUnavailableError`.
         """
-        try:
-            async with self._db.pool.connection() as db, db.transaction():
-                return await _save(db, key, chunks, max_bytes)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"Storing {key} in PostgreSQL at {self._db.where} failed: {exc}.",
-                hint="Check that the database is reachable, then send the file again.",
-            ) from exc
+
+        async def work(db: Connection, retried: bool) -> int:
+            async with db.transaction():
+                # A new upload under an existing key replaces it, atomically with the rest.
+                await db.execute("DELETE FROM cesar_blobs WHERE key = %s", (key,))
+                await db.execute(
+                    "INSERT INTO cesar_blobs (key, job_id, size) VALUES (%s, %s, 0)",
+                    (key, key_job_id(key)),
+                )
+                try:
+                    return await _save(db, key, chunks, max_bytes)
+                except psycopg.OperationalError as exc:
+                    raise StoreUnavailableError(
+                        f"Storing {key} in PostgreSQL at {self._db.where} failed: {exc}.",
+                        hint="Check that the database is reachable, then send the file again.",
+                    ) from exc
+
+        return await self._db.run(work)
 
     @asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
@@ -120,11 +131,6 @@ class PostgresStorage:
 async def _save(
     db: Connection, key: str, chunks: AsyncIterable[bytes], max_bytes: int | None
 ) -> int:
-    # A new upload under an existing key replaces it, atomically with the rest.
-    await db.execute("DELETE FROM cesar_blobs WHERE key = %s", (key,))
-    await db.execute(
-        "INSERT INTO cesar_blobs (key, job_id, size) VALUES (%s, %s, 0)", (key, key_job_id(key))
-    )
     size = 0
     part = 0
     pending = bytearray()

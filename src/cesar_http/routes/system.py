@@ -3,6 +3,7 @@ that load balancers and Prometheus can reach them."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -15,6 +16,10 @@ from ..app import Runtime, runtime
 from ..schemas import ErrorBody
 
 router = APIRouter(tags=["system"])
+
+#: A store that has not answered within this many seconds is not ready (stores retry a lost
+#: connection for much longer, which a probe should not wait for).
+READY_TIMEOUT = 5.0
 
 
 @router.get("/health", summary="Liveness: the process answers")
@@ -31,8 +36,12 @@ async def health() -> dict[str, str]:
 async def ready(state: Annotated[Runtime, Depends(runtime)]) -> Any:
     """Use it as a readiness probe: 503 until the store and the default model are usable."""
     try:
-        counts = await state.service.store.counts()
+        counts = await asyncio.wait_for(state.service.store.counts(), READY_TIMEOUT)
         await state.check_model(state.settings.model)
+    except TimeoutError:
+        message = f"The job store did not answer within {READY_TIMEOUT:g} s."
+        body = {"error": {"code": "store_unavailable", "message": message, "hint": None}}
+        return JSONResponse(body, status_code=503)
     except CesarError as exc:
         body = {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}
         return JSONResponse(body, status_code=503)
