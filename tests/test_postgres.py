@@ -22,7 +22,7 @@ from cesar_core.errors import (
     InvalidOptionsError,
     StoreUnavailableError,
 )
-from cesar_core.jobs import JobError, JobState
+from cesar_core.jobs import Job, JobError, JobState
 from cesar_core.plugins import make_manager
 from cesar_core.protocols import JobNotifier, JobStore
 from cesar_core.settings import redact
@@ -36,6 +36,7 @@ from cesar_postgres.store import MIGRATIONS, SWEEP_LOCK, PostgresJobStore
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for
 from .postgres_helpers import admin, database_url
+from .queue_helpers import Site, eventually, open_service, start_worker, stop
 
 
 class TestPostgresStore(JobStoreContract):
@@ -365,3 +366,41 @@ def test_an_api_node_rides_out_a_database_that_goes_away(
         assert answer.status_code == 202, answer.text
         assert client.get(f"/jobs/{answer.json()['id']}").json()["status"] == "queued"
         assert client.get("/ready").status_code == 200
+
+
+def test_a_worker_whose_connections_are_killed_finishes_its_job_once(
+    empty_postgres: str,
+) -> None:
+    site = Site(store=empty_postgres, storage=empty_postgres)
+
+    async def submit() -> str:
+        service = await open_service(site)
+        job, _ = await service.submit_file(DATA / "speech_en.ogg")
+        await service.close()
+        return job.id
+
+    async def fetch(job_id: str) -> Job:
+        service = await open_service(site)
+        job = await service.get(job_id)
+        await service.close()
+        return job
+
+    job_id = run(submit())
+    worker = start_worker(site, "--transcriber", "slow:2", "--lease", "5", "--name", "steady")
+    try:
+        eventually(lambda: run(fetch(job_id)).state is JobState.PROCESSING)
+        for _ in range(3):  # heartbeats, the completion and the clean-up all meet dead links
+            assert other_backends(empty_postgres) >= 1
+            time.sleep(0.6)
+        done = eventually(lambda: (j := run(fetch(job_id))).state.terminal and j)
+    finally:
+        output = stop(worker)
+    assert isinstance(done, Job)
+    assert done.state is JobState.COMPLETED, output
+    assert done.attempts == 1  # never lost, never run twice
+    assert done.result is not None
+    assert done.result.text == "steady"
+    assert "completed 1" in output
+    assert "retrying in" in output  # it did meet dead connections, and replaced them
+    with psycopg.connect(empty_postgres) as connection:
+        assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (0,)
