@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,13 @@ import httpx
 import pytest
 import srt
 import webvtt
+from bench.common import long_audio
+
+from cesar_core.jobs import Job, JobState
 
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for
+from .queue_helpers import open_service, run
 from .test_urls import server  # noqa: F401  (the fixture serving test audio)
 
 KEY = "a-test-key"
@@ -46,8 +51,12 @@ def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 
 
 def upload(client: httpx.Client, name: str = "speech_en.wav", **fields: str) -> httpx.Response:
-    with (DATA / name).open("rb") as audio:
-        return client.post("/transcribe", files={"file": (name, audio)}, data=fields)
+    return upload_path(client, DATA / name, **fields)
+
+
+def upload_path(client: httpx.Client, path: Path, **fields: str) -> httpx.Response:
+    with path.open("rb") as audio:
+        return client.post("/transcribe", files={"file": (path.name, audio)}, data=fields)
 
 
 def test_upload_to_transcript(api: httpx.Client) -> None:
@@ -312,3 +321,57 @@ def test_every_core_option_is_a_field_of_the_api() -> None:
     assert options == set(TranscribeFields().options())
     page = (Path(__file__).parent.parent / "docs" / "http.md").read_text()
     assert [name for name in sorted(options) if f"`{name}`" not in page] == []
+
+
+def test_health_answers_at_once_while_a_long_job_runs(api: httpx.Client, tmp_path: Path) -> None:
+    job_id = upload_path(api, long_audio(2, tmp_path), cpu_threads="1").json()["id"]
+    took: list[float] = []
+    deadline = time.monotonic() + 120
+    while (status := api.get(f"/jobs/{job_id}").json()["status"]) in ("queued", "processing"):
+        assert time.monotonic() < deadline, f"job {job_id} still {status}"
+        if status == "processing":
+            started = time.perf_counter()
+            assert api.get("/health").json() == {"status": "ok"}
+            took.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    assert status == "completed"
+    assert len(took) >= 5, took  # sampled while the job held a CPU for seconds
+    assert max(took) < 1.0, took
+
+
+#: Long enough (about 5 s on one thread) to outlast the 1 s grace the server gets below.
+HANDBACK_MINUTES = 3
+
+
+def test_sigterm_hands_a_running_job_back_and_a_restart_completes_it(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    audio = long_audio(HANDBACK_MINUTES, tmp_path)
+    with (
+        serving(root, "--grace", "1") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        job_id = upload_path(client, audio, cpu_threads="1").json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/jobs/{job_id}").json()["status"] != "processing":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+    # Leaving the block sent SIGTERM and checked that the server exited with status 0.
+
+    async def stored() -> tuple[Job, bool]:
+        service = await open_service(root)
+        job = await service.get(job_id)
+        kept = await service.storage.exists(job.source.location)
+        await service.close()
+        return job, kept
+
+    job, kept = run(stored())
+    assert job.state is JobState.QUEUED, job
+    assert job.attempts == 0  # a hand-back is not an attempt
+    assert job.lease is None
+    assert kept  # its audio stays for the next worker
+
+    with serving(root) as url, httpx.Client(base_url=url, timeout=60) as client:
+        done = wait_for(client, job_id, timeout=300)
+    assert done["status"] == "completed", done
+    assert done["attempts"] == 1
+    assert done["duration"] == pytest.approx(HANDBACK_MINUTES * 60, abs=1)

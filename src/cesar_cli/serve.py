@@ -32,6 +32,12 @@ APP_FACTORY = "cesar_http.app:app_from_environment"
     help="Jobs the embedded worker runs at once. [CESAR_WORKERS; default: 1]",
 )
 @click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    help="On SIGTERM, seconds running jobs may go on before being handed back to the queue. "
+    "[CESAR_GRACE_SECONDS; default: 30]",
+)
+@click.option(
     "--no-worker",
     is_flag=True,
     help="Run no embedded worker: jobs wait for `cesar worker` processes on the same store.",
@@ -44,6 +50,7 @@ def serve(
     storage: str | None,
     model: str | None,
     workers: int | None,
+    grace: float | None,
     no_worker: bool,
     verbose: int,
 ) -> None:
@@ -51,8 +58,8 @@ def serve(
 
     With no flags it works on a fresh machine: SQLite in the data directory, the default
     offline model, one embedded worker, http://127.0.0.1:8000 (API docs at /docs).
-    Set CESAR_API_KEY to require a bearer token. SIGTERM lets running jobs finish (30 s),
-    then hands them back to the queue.
+    Set CESAR_API_KEY to require a bearer token. SIGTERM lets running jobs finish (--grace,
+    30 s by default), then hands them back to the queue.
     """
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise click.ClickException("The HTTP API needs the http extra: pip install 'cesar[http]'.")
@@ -65,6 +72,7 @@ def serve(
         "CESAR_STORAGE": storage,
         "CESAR_MODEL": model,
         "CESAR_WORKERS": 0 if no_worker else workers,
+        "CESAR_GRACE_SECONDS": grace,
     }
     # The app builds its settings from the environment, in the server process.
     os.environ.update({name: str(value) for name, value in overrides.items() if value is not None})

@@ -39,9 +39,8 @@ from .options import storage_option, store_option
     "--grace",
     "grace_seconds",
     type=click.FloatRange(min=0),
-    default=30.0,
-    show_default=True,
-    help="On SIGTERM, seconds running jobs may go on before being handed back to the queue.",
+    help="On SIGTERM, seconds running jobs may go on before being handed back to the queue. "
+    "[CESAR_GRACE_SECONDS; default: 30]",
 )
 @click.option(
     "--transcriber",
@@ -56,7 +55,7 @@ def worker(
     storage: str | None,
     concurrency: int,
     lease_seconds: float,
-    grace_seconds: float,
+    grace_seconds: float | None,
     transcriber: str | None,
     name: str | None,
     verbose: int,
@@ -68,13 +67,15 @@ def worker(
     (for --grace seconds) before handing them back.
     """
     configure_logging(max(verbose, 1), quiet=False)
-    settings = Settings.load(store=store, storage=storage, transcriber=transcriber)
+    settings = Settings.load(
+        store=store, storage=storage, transcriber=transcriber, grace_seconds=grace_seconds
+    )
     engine = open_transcriber(settings)  # an unknown name fails before anything starts
     config = WorkerConfig(
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         heartbeat_seconds=max(0.5, lease_seconds / 6),
-        grace_seconds=grace_seconds,
+        grace_seconds=settings.grace_seconds,
     )
     asyncio.run(_run(settings, engine, config, name))
 

@@ -92,6 +92,9 @@ class Settings:
     #: Jobs the server's embedded worker runs at once (``CESAR_WORKERS``); 0 runs none,
     #: leaving the jobs to ``cesar worker`` processes.
     workers: int = attrs.field(default=1, converter=int)
+    #: On SIGTERM, how long running jobs may go on before they are handed back to the
+    #: queue (``CESAR_GRACE_SECONDS``), for ``cesar serve`` and ``cesar worker``.
+    grace_seconds: float = attrs.field(default=30.0, converter=float)
     #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
     max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
     #: When set, HTTP requests need ``Authorization: Bearer <key>`` (``CESAR_API_KEY``).
@@ -105,6 +108,8 @@ class Settings:
             raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
         if self.workers < 0 or self.max_upload_bytes < 1:
             raise InvalidOptionsError("workers must be 0 or more and max_upload_bytes positive.")
+        if self.grace_seconds < 0:
+            raise InvalidOptionsError(f"grace_seconds must be 0 or more, not {self.grace_seconds}.")
         if self.webhook_secret is not None:
             from .webhooks import secret_key
 

@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 service.store,
                 service.storage,
                 open_transcriber(settings),
-                WorkerConfig(concurrency=settings.workers),
+                WorkerConfig(concurrency=settings.workers, grace_seconds=settings.grace_seconds),
                 fetch=settings.fetch_policy,
                 events=service.events,
                 on_finished=metrics.observe,
