@@ -24,7 +24,7 @@ from psycopg.types.json import Json
 from cesar_core.convert import from_dict, to_dict
 from cesar_core.jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from cesar_core.protocols import Page
-from cesar_core.stores.common import decode_cursor, encode_cursor, expired_error
+from cesar_core.stores.common import decode_cursor, expired_error, page_of
 from cesar_core.transcript import TranscribeOptions, Transcript
 
 from . import CHANNEL
@@ -171,10 +171,7 @@ class PostgresJobStore:
             return await (await db.execute(sql, params)).fetchall()
 
         rows = await self._db.run(work)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
-        return Page(jobs=tuple(_job(row) for row in rows), next_cursor=next_cursor)
+        return page_of(rows, limit, _job)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         params = {"token": uuid.uuid4().hex, "worker": worker, "seconds": lease_seconds}

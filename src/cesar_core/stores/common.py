@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from typing import Any
 
 from ..errors import InvalidOptionsError
-from ..jobs import JobError
+from ..jobs import Job, JobError
+from ..protocols import Page
 
 
 def encode_cursor(position: int) -> str:
@@ -29,6 +32,17 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise InvalidOptionsError(
             f"Invalid cursor {cursor!r}.", hint="Pass the next_cursor of a previous page."
         ) from None
+
+
+def page_of(rows: Sequence[Any], limit: int, job: Callable[[Any], Job]) -> Page:
+    """The page for up to ``limit + 1`` rows, newest first, each with its ``seq``: stores
+    fetch one row more than asked, which only says whether there is a next page."""
+    shown = rows[:limit]
+    more = len(rows) > limit
+    return Page(
+        jobs=tuple(job(row) for row in shown),
+        next_cursor=encode_cursor(shown[-1]["seq"]) if more else None,
+    )
 
 
 def expired_error(attempts: int) -> JobError:

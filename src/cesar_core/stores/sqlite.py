@@ -26,7 +26,7 @@ from ..errors import CesarError
 from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
 from ..transcript import TranscribeOptions, Transcript
-from .common import Wakeup, decode_cursor, encode_cursor, expired_error
+from .common import Wakeup, decode_cursor, expired_error, page_of
 
 #: Seconds since the Unix epoch, from the database's clock.
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
@@ -167,10 +167,7 @@ class SQLiteJobStore:
         result = "result" if include_result else "NULL AS result"
         sql = f"SELECT {_COLUMNS}, {result} FROM jobs {where} ORDER BY seq DESC LIMIT ?"
         rows = await self._read(_fetch_rows, sql, (*params, limit + 1))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["seq"]) if more else None
-        return Page(jobs=tuple(_job(row) for row in rows), next_cursor=next_cursor)
+        return page_of(rows, limit, _job)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         return await self._write(
