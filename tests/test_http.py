@@ -375,3 +375,14 @@ def test_sigterm_hands_a_running_job_back_and_a_restart_completes_it(tmp_path: P
     assert done["status"] == "completed", done
     assert done["attempts"] == 1
     assert done["duration"] == pytest.approx(HANDBACK_MINUTES * 60, abs=1)
+
+
+def test_ready_is_503_without_the_default_model(tmp_path: Path) -> None:
+    with (
+        serving(tmp_path, "--no-worker", "--model", "no-such-model") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        assert client.get("/health").status_code == 200  # alive, but not ready
+        ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "model_not_found"
