@@ -89,7 +89,6 @@ class PostgresJobStore:
     :class:`~cesar_core.protocols.JobNotifier`) in PostgreSQL."""
 
     def __init__(self, url: str, database: Database) -> None:
-        self._url = url
         self._db = database
         self._listener = Listener(url, database.where)
 
