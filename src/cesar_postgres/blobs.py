@@ -21,7 +21,7 @@ from typing import BinaryIO
 import psycopg
 
 from cesar_core.errors import AudioNotFoundError, StoreUnavailableError
-from cesar_core.storage.local import UploadTooLargeError, key_job_id
+from cesar_core.storage.local import check_size, key_job_id
 
 from .database import Connection, Database
 
@@ -136,11 +136,7 @@ async def _save(
     pending = bytearray()
     async for chunk in chunks:
         size += len(chunk)
-        if max_bytes is not None and size > max_bytes:
-            raise UploadTooLargeError(
-                f"The upload is larger than the limit of {max_bytes:,} bytes.",
-                hint="Send a smaller file, or raise the limit (max_upload_bytes).",
-            )
+        check_size(size, max_bytes)
         pending += chunk
         while len(pending) >= PART_BYTES:
             await _insert_part(db, key, part, bytes(pending[:PART_BYTES]))

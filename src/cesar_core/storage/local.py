@@ -30,6 +30,15 @@ class UploadTooLargeError(CesarError):
     code = "upload_too_large"
 
 
+def check_size(size: int, max_bytes: int | None) -> None:
+    """Stop an upload that has grown past ``max_bytes`` (every storage checks as it streams)."""
+    if max_bytes is not None and size > max_bytes:
+        raise UploadTooLargeError(
+            f"The upload is larger than the limit of {max_bytes:,} bytes.",
+            hint="Send a smaller file, or raise the limit (max_upload_bytes).",
+        )
+
+
 def audio_key(job_id: str, filename: str | None) -> str:
     """The storage key of a job's audio: its id, and a suffix kept for decoders' sake."""
     suffix = Path(filename or "").suffix.lower()
@@ -72,11 +81,7 @@ class LocalStorage:
         try:
             async for chunk in chunks:
                 size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise UploadTooLargeError(
-                        f"The upload is larger than the limit of {max_bytes:,} bytes.",
-                        hint="Send a smaller file, or raise the limit (max_upload_bytes).",
-                    )
+                check_size(size, max_bytes)
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_BYTES:
