@@ -20,10 +20,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
+from tests.postgres_helpers import scratch_database
 
 from cesar_core.service import JobService
 from cesar_postgres.blobs import PostgresStorage
@@ -32,19 +32,6 @@ from cesar_postgres.store import PostgresJobStore
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
 SUBMITTERS = 8
-
-
-def fresh_database(admin_url: str) -> tuple[str, str]:
-    """Create an empty database next to ``admin_url``'s; return its name and URL."""
-    name = f"cesar_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
@@ -120,8 +107,7 @@ def wait_completed(url: str, jobs: int, timeout: float = 600) -> None:
 
 def one_run(admin_url: str, jobs: int, workers: int, mode: str) -> float:
     """Jobs per second for ``workers`` processes in ``mode`` (``drain`` or ``e2e``)."""
-    name, url = fresh_database(admin_url)
-    try:
+    with scratch_database("cesar_bench", admin_url) as url:
         asyncio.run(_open_close(url))  # tables exist before workers race to create them
         processes = start_workers(url, workers)
         try:
@@ -135,18 +121,15 @@ def one_run(admin_url: str, jobs: int, workers: int, mode: str) -> float:
                 wait_completed(url, jobs)
             else:
                 started = time.perf_counter()
-                thread = asyncio.to_thread(wait_completed, url, jobs)
-                asyncio.run(_submit_while_waiting(url, jobs, thread))
+                asyncio.run(_submit_while_waiting(url, jobs))
             elapsed = time.perf_counter() - started
         finally:
             stop_workers(processes)
         return jobs / elapsed
-    finally:
-        drop_database(admin_url, name)
 
 
-async def _submit_while_waiting(url: str, jobs: int, waiting: object) -> None:
-    await asyncio.gather(submit(url, jobs), waiting)  # type: ignore[arg-type]
+async def _submit_while_waiting(url: str, jobs: int) -> None:
+    await asyncio.gather(submit(url, jobs), asyncio.to_thread(wait_completed, url, jobs))
 
 
 async def _open_close(url: str) -> None:

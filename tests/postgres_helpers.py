@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -19,20 +20,20 @@ ADMIN_URL = os.environ.get("CESAR_TEST_POSTGRES_URL", "postgresql://127.0.0.1:54
 TABLES = ("cesar_blob_parts", "cesar_blobs", "cesar_jobs")
 
 
-def admin() -> psycopg.Connection[tuple[object, ...]]:
+def admin(url: str = ADMIN_URL) -> psycopg.Connection[tuple[object, ...]]:
     try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+        return psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(
-            f"PostgreSQL at {ADMIN_URL} is not reachable ({exc}). Start it (.ci/run shows how) "
+            f"PostgreSQL at {url} is not reachable ({exc}). Start it (.ci/run shows how) "
             "or point CESAR_TEST_POSTGRES_URL at a server where this user may create databases.",
             pytrace=False,
         )
 
 
-def database_url(name: str) -> str:
-    """``ADMIN_URL`` with another database name, as a ``postgresql://`` URL."""
-    parts = conninfo_to_dict(ADMIN_URL)
+def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
+    """``admin_url`` with another database name, as a ``postgresql://`` URL."""
+    parts = conninfo_to_dict(admin_url)
     parts["dbname"] = name
     host = parts.get("host", "127.0.0.1")
     port = parts.get("port", "5432")
@@ -41,17 +42,24 @@ def database_url(name: str) -> str:
     return f"postgresql://{user}{host}:{port}/{name}"
 
 
+@contextmanager
+def scratch_database(prefix: str = "cesar_test", admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """A new, empty database on ``admin_url``'s server, dropped when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin(admin_url) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(name, admin_url)
+    finally:
+        with admin(admin_url) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this run's own, dropped afterwards."""
-    name = f"cesar_test_{uuid.uuid4().hex[:12]}"
-    with admin() as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url(name)
-    finally:
-        with admin() as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database() as url:
+        yield url
 
 
 @pytest.fixture

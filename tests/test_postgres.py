@@ -35,7 +35,7 @@ from cesar_postgres.store import MIGRATIONS, SWEEP_LOCK, PostgresJobStore
 
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for
-from .postgres_helpers import admin, database_url
+from .postgres_helpers import admin, scratch_database
 from .queue_helpers import Site, eventually, open_service, start_worker, stop
 
 
@@ -79,21 +79,16 @@ def test_urls_and_unreachable_servers_are_explained() -> None:
 
 
 def test_migrations_run_once_when_nodes_start_together() -> None:
-    name = f"cesar_migrate_{int(time.time() * 1000)}"
-    with admin() as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = database_url(name)
-    try:
+    async def start_nodes(url: str) -> list[int]:
+        stores = await asyncio.gather(*(PostgresJobStore.open(url) for _ in range(6)))
+        versions = [await store.schema_version() for store in stores]
+        await stores[0].create(new_job())
+        for store in stores:
+            await store.close()
+        return versions
 
-        async def start_nodes() -> list[int]:
-            stores = await asyncio.gather(*(PostgresJobStore.open(url) for _ in range(6)))
-            versions = [await store.schema_version() for store in stores]
-            await stores[0].create(new_job())
-            for store in stores:
-                await store.close()
-            return versions
-
-        assert run(start_nodes()) == [len(MIGRATIONS)] * 6
+    with scratch_database("cesar_migrate") as url:
+        assert run(start_nodes(url)) == [len(MIGRATIONS)] * 6
         with psycopg.connect(url) as connection:
             applied = connection.execute(
                 "SELECT component, version FROM cesar_migrations ORDER BY 1, 2"
@@ -102,9 +97,6 @@ def test_migrations_run_once_when_nodes_start_together() -> None:
             connection.execute("INSERT INTO cesar_migrations VALUES ('jobs', 999)")
         with pytest.raises(CesarError, match="schema version 999, newer than this Cesar knows"):
             run(PostgresJobStore.open(url))
-    finally:
-        with admin() as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_one_node_sweeps_at_a_time(empty_postgres: str) -> None:
