@@ -55,7 +55,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx
 import numpy as np
 from tests.conftest import REFERENCES, wer
-from tests.http_helpers import SERVE, free_port
+from tests.http_helpers import SERVE, free_port, wait_healthy
 
 from bench.common import DATA, long_audio, summary
 from cesar_core import default_transcriber
@@ -104,18 +104,7 @@ def cesar_serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"cesar serve exited with {process.returncode}; see {log}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"cesar serve did not answer within 60 s; see {log}")
-            time.sleep(0.1)
+        wait_healthy(process, url, lambda: f"see {log}")
         yield Server(url, process)
     finally:
         if process.poll() is None:

@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,6 +22,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_healthy(process: subprocess.Popen[Any], url: str, why_exited: Callable[[], str]) -> None:
+    """Return once the ``cesar serve`` at ``url`` answers ``/health``; fail if ``process``
+    exits first (saying ``why_exited()``) or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"cesar serve exited with {process.returncode}: {why_exited()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("cesar serve did not answer within 60 s")
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -36,18 +54,7 @@ def serving(root: Path, *args: str, **env: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"cesar serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("cesar serve did not answer within 60 s")
-            time.sleep(0.1)
+        wait_healthy(process, url, lambda: process.stderr.read())  # type: ignore[union-attr]
         yield url
     finally:
         if process.poll() is None:

@@ -45,6 +45,34 @@ async def open_service(where: Path | Site) -> JobService:
     return JobService(store, LocalStorage(where / "audio"))
 
 
+def submit(root: Site, count: int, audio: Path, **kwargs: object) -> list[str]:
+    """Submit ``audio`` ``count`` times; return the job ids."""
+
+    async def go() -> list[str]:
+        service = await open_service(root)
+        ids = [(await service.submit_file(audio, **kwargs))[0].id for _ in range(count)]  # type: ignore[arg-type]
+        await service.close()
+        return ids
+
+    return run(go())
+
+
+def jobs(root: Site, ids: list[str]) -> list[Job]:
+    """The jobs as the store has them now."""
+
+    async def go() -> list[Job]:
+        service = await open_service(root)
+        found = [await service.get(job_id) for job_id in ids]
+        await service.close()
+        return found
+
+    return run(go())
+
+
+def state_of(root: Site, job_id: str) -> Job:
+    return jobs(root, [job_id])[0]
+
+
 def start_worker(where: Path | Site, *args: str) -> subprocess.Popen[str]:
     """A worker process on the test's store; returns once it is ready."""
     site = where if isinstance(where, Site) else Site.local(where)

@@ -36,7 +36,7 @@ from cesar_postgres.store import MIGRATIONS, SWEEP_LOCK, PostgresJobStore
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for
 from .postgres_helpers import admin, scratch_database
-from .queue_helpers import Site, eventually, open_service, start_worker, stop
+from .queue_helpers import Site, eventually, start_worker, state_of, stop, submit
 
 
 class TestPostgresStore(JobStoreContract):
@@ -364,27 +364,14 @@ def test_a_worker_whose_connections_are_killed_finishes_its_job_once(
     empty_postgres: str,
 ) -> None:
     site = Site(store=empty_postgres, storage=empty_postgres)
-
-    async def submit() -> str:
-        service = await open_service(site)
-        job, _ = await service.submit_file(DATA / "speech_en.ogg")
-        await service.close()
-        return job.id
-
-    async def fetch(job_id: str) -> Job:
-        service = await open_service(site)
-        job = await service.get(job_id)
-        await service.close()
-        return job
-
-    job_id = run(submit())
+    [job_id] = submit(site, 1, DATA / "speech_en.ogg")
     worker = start_worker(site, "--transcriber", "slow:2", "--lease", "5", "--name", "steady")
     try:
-        eventually(lambda: run(fetch(job_id)).state is JobState.PROCESSING)
+        eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)
         for _ in range(3):  # heartbeats, the completion and the clean-up all meet dead links
             assert other_backends(empty_postgres) >= 1
             time.sleep(0.6)
-        done = eventually(lambda: (j := run(fetch(job_id))).state.terminal and j)
+        done = eventually(lambda: (j := state_of(site, job_id)).state.terminal and j)
     finally:
         output = stop(worker)
     assert isinstance(done, Job)

@@ -12,9 +12,18 @@ from pathlib import Path
 import pytest
 
 from cesar_core.jobs import Job, JobState
-from cesar_core.service import JobService
 
-from .queue_helpers import Site, eventually, open_service, run, start_worker, stop
+from .queue_helpers import (
+    Site,
+    eventually,
+    jobs,
+    open_service,
+    run,
+    start_worker,
+    state_of,
+    stop,
+    submit,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,30 +32,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
         return Site.local(tmp_path)
     url = request.getfixturevalue("empty_postgres")
     return Site(store=url, storage=url)
-
-
-def submit(root: Site, count: int, audio: Path, **kwargs: object) -> list[str]:
-    async def go() -> list[str]:
-        service = await open_service(root)
-        ids = [(await service.submit_file(audio, **kwargs))[0].id for _ in range(count)]  # type: ignore[arg-type]
-        await service.close()
-        return ids
-
-    return run(go())
-
-
-def jobs(root: Site, ids: list[str]) -> list[Job]:
-    async def go() -> list[Job]:
-        service: JobService = await open_service(root)
-        found = [await service.get(job_id) for job_id in ids]
-        await service.close()
-        return found
-
-    return run(go())
-
-
-def state_of(root: Site, job_id: str) -> Job:
-    return jobs(root, [job_id])[0]
 
 
 def test_killed_worker_job_is_requeued_and_completes_once(site: Site, data: Path) -> None:
