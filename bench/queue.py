@@ -2,9 +2,11 @@
 
     python bench/queue.py --jobs 5000 --repeats 3 [--submitters 8 --concurrency 4]
 
-Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (1 KiB of audio streamed
-into local storage with fsync, job created) and completes them with one ``Worker`` (claim,
-run the no-op transcriber in its thread, complete, remove the audio). With the defaults the
+Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (1 KiB of audio, kept
+inline with its job, which is created) and completes them with one ``Worker`` (claim, run
+the no-op transcriber in its thread, complete). With ``--inline-bytes 0`` the audio goes
+to local storage instead (written, fsynced and renamed; removed after the job), and with
+several values each store runs with each. With the defaults the
 jobs are all submitted first, by one caller, then run by a one-slot worker; with
 ``--submitters N`` that many callers submit while the worker (``--concurrency`` slots)
 already runs, as on a busy server. The figure is jobs / wall time of the whole run, submit
@@ -41,6 +43,7 @@ from tests.worker_process import NoopTranscriber
 from bench import postgres_workers
 from cesar_core.protocols import JobStore
 from cesar_core.service import JobService
+from cesar_core.settings import DEFAULT_INLINE_AUDIO_BYTES
 from cesar_core.storage.local import LocalStorage
 from cesar_core.stores.memory import MemoryJobStore
 from cesar_core.stores.sqlite import SQLiteJobStore
@@ -55,10 +58,12 @@ async def open_store(kind: str, root: Path) -> JobStore:
     return await SQLiteJobStore.open(root / "jobs.db")
 
 
-async def one_run(kind: str, jobs: int, submitters: int, concurrency: int) -> float:
+async def one_run(
+    kind: str, jobs: int, submitters: int, concurrency: int, inline_bytes: int
+) -> float:
     root = Path(tempfile.mkdtemp(prefix=f"cesar-queue-{kind}-"))
     store = await open_store(kind, root)
-    service = JobService(store, LocalStorage(root / "audio"))
+    service = JobService(store, LocalStorage(root / "audio"), inline_bytes=inline_bytes)
     worker = Worker(
         store,
         service.storage,
@@ -103,22 +108,35 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="worker slots")
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--inline-bytes",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_INLINE_AUDIO_BYTES],
+        help="uploads up to this size stay with their job; 0: all to storage",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"memory": [], "sqlite": []}
-    if args.postgres:
-        for count in args.workers:
-            rates[f"postgres drain {count}w"] = []
-            rates[f"postgres e2e {count}w"] = []
+    runs: dict[str, tuple[str, str, int, int]] = {}  # label: store, mode, workers, inline
+    for inline in args.inline_bytes:
+        suffix = "" if inline == DEFAULT_INLINE_AUDIO_BYTES else f" inline={inline}"
+        runs[f"memory{suffix}"] = ("memory", "", 1, inline)
+        runs[f"sqlite{suffix}"] = ("sqlite", "", 1, inline)
+        if args.postgres:
+            for count in args.workers:
+                for mode in ("drain", "e2e"):
+                    runs[f"postgres {mode} {count}w{suffix}"] = ("postgres", mode, count, inline)
+    rates: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.repeats):
-        for kind in rates:
-            if kind.startswith("postgres"):
-                _, mode, count = kind.split()
-                rate = postgres_workers.one_run(args.postgres, args.jobs, int(count[:-1]), mode)
+        for label, (kind, mode, count, inline) in runs.items():
+            if kind == "postgres":
+                rate = postgres_workers.one_run(args.postgres, args.jobs, count, mode, inline)
             else:
-                rate = asyncio.run(one_run(kind, args.jobs, args.submitters, args.concurrency))
-            rates[kind].append(rate)
-            print(f"{kind}: {rate:.0f} jobs/s", flush=True)
+                rate = asyncio.run(
+                    one_run(kind, args.jobs, args.submitters, args.concurrency, inline)
+                )
+            rates[label].append(rate)
+            print(f"{label}: {rate:.0f} jobs/s", flush=True)
     results = {
         kind: {"max": max(r), "median": statistics.median(r), "runs": r}
         for kind, r in rates.items()
@@ -130,13 +148,14 @@ def main() -> None:
                 "jobs": args.jobs,
                 "submitters": args.submitters,
                 "concurrency": args.concurrency,
+                "inline_bytes": args.inline_bytes,
                 "cpu_count": os.cpu_count(),
                 "jobs_per_s": results,
             }
         )
     )
     for kind, row in results.items():
-        print(f"{kind:20} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
+        print(f"{kind:32} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ADMIN_URL = os.environ.get("CESAR_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
-TABLES = ("cesar_blob_parts", "cesar_blobs", "cesar_jobs")
+TABLES = ("cesar_job_audio", "cesar_blob_parts", "cesar_blobs", "cesar_jobs")
 
 
 def admin(url: str = ADMIN_URL) -> psycopg.Connection[tuple[object, ...]]:

@@ -16,6 +16,7 @@ from attrs import frozen
 
 from cesar_core.jobs import Job
 from cesar_core.service import JobService
+from cesar_core.settings import DEFAULT_INLINE_AUDIO_BYTES
 from cesar_core.storage import open_storage
 from cesar_core.storage.local import LocalStorage
 from cesar_core.stores import open_store
@@ -38,18 +39,30 @@ class Site:
         return cls(f"sqlite:///{root / 'jobs.db'}", (root / "audio").as_uri())
 
 
-async def open_service(where: Path | Site) -> JobService:
+async def open_service(
+    where: Path | Site, *, inline_bytes: int = DEFAULT_INLINE_AUDIO_BYTES
+) -> JobService:
+    """A service on the site's store and storage, or SQLite and files under a directory;
+    ``inline_bytes=0`` sends even small uploads to storage."""
     if isinstance(where, Site):
-        return JobService(await open_store(where.store), await open_storage(where.storage))
+        store = await open_store(where.store)
+        return JobService(store, await open_storage(where.storage), inline_bytes=inline_bytes)
     store = await SQLiteJobStore.open(where / "jobs.db")
-    return JobService(store, LocalStorage(where / "audio"))
+    return JobService(store, LocalStorage(where / "audio"), inline_bytes=inline_bytes)
 
 
-def submit(root: Site, count: int, audio: Path, **kwargs: object) -> list[str]:
+def submit(
+    root: Site,
+    count: int,
+    audio: Path,
+    *,
+    inline_bytes: int = DEFAULT_INLINE_AUDIO_BYTES,
+    **kwargs: object,
+) -> list[str]:
     """Submit ``audio`` ``count`` times; return the job ids."""
 
     async def go() -> list[str]:
-        service = await open_service(root)
+        service = await open_service(root, inline_bytes=inline_bytes)
         ids = [(await service.submit_file(audio, **kwargs))[0].id for _ in range(count)]  # type: ignore[arg-type]
         await service.close()
         return ids

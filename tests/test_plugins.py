@@ -103,7 +103,7 @@ def test_a_misspelt_hook_is_refused() -> None:
 class EchoTranscriber:
     def transcribe(self, audio: object, options: object, progress: object = None) -> Transcript:
         return Transcript(
-            text=Path(str(audio)).name,
+            text=Path(str(getattr(audio, "name", audio))).name,
             segments=(),
             language="en",
             language_probability=1.0,
@@ -137,7 +137,8 @@ def test_a_plugin_transcriber_runs_jobs_end_to_end(tmp_path: Path, data: Path) -
         assert done.result is not None
         return done.result.text
 
-    assert asyncio.run(scenario()) == "audio.wav"  # the stored upload's name
+    # The small upload reached the transcriber inline, named after the file.
+    assert asyncio.run(scenario()) == "speech_en.wav"
     with pytest.raises(InvalidOptionsError, match=r"No transcriber is called 'nope'") as error:
         open_transcriber(Settings(data_dir=tmp_path, transcriber="nope"), manager)
     assert "(available: echo, whisper)" in str(error.value)
@@ -159,7 +160,10 @@ def test_cesar_worker_refuses_an_unknown_transcriber(tmp_path: Path) -> None:
 
 def test_storage_is_chosen_by_url(tmp_path: Path, data: Path) -> None:
     elsewhere = tmp_path / "shared mount" / "audio"
-    settings = Settings(data_dir=tmp_path / "data", storage=elsewhere.as_uri())
+    # No inline audio: every upload goes to storage.
+    settings = Settings(
+        data_dir=tmp_path / "data", storage=elsewhere.as_uri(), inline_audio_bytes=0
+    )
 
     async def scenario() -> None:
         service = await JobService.open(settings)

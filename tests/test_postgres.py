@@ -47,6 +47,13 @@ class TestPostgresStore(JobStoreContract):
     async def open_store(self, tmp_path: Path) -> JobStore:
         return await open_store(self.url, make_manager({}))
 
+    async def inline_audio_kept(self, store: JobStore) -> int:
+        async with await psycopg.AsyncConnection.connect(self.url) as connection:
+            cursor = await connection.execute("SELECT COUNT(*) FROM cesar_job_audio")
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
 
 def run(coroutine):  # type: ignore[no-untyped-def]
     return asyncio.run(coroutine)
@@ -302,9 +309,11 @@ def test_an_api_node_and_two_workers_share_nothing_but_postgres(
             )
         )
     api_home = tmp_path / "api"
+    # The WAV (263 KiB) goes to the blob tables, the Opus files (41 KiB) inline with their jobs.
+    inline = {"CESAR_INLINE_AUDIO_BYTES": str(100 * 1024)}
     try:
         with (
-            serving(api_home, "--no-worker", **shared) as url,
+            serving(api_home, "--no-worker", **shared, **inline) as url,
             httpx.Client(base_url=url, timeout=60) as client,
         ):
             ids = []
@@ -328,6 +337,11 @@ def test_an_api_node_and_two_workers_share_nothing_but_postgres(
         assert not list(home.rglob("audio*")), list(home.rglob("*"))
     with psycopg.connect(empty_postgres) as connection:  # finished jobs' audio is removed
         assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM cesar_job_audio").fetchone() == (0,)
+        kept = connection.execute(
+            "SELECT (source->>'inline')::boolean FROM cesar_jobs ORDER BY seq"
+        ).fetchall()
+    assert kept == [(True,), (False,), (True,)]
 
 
 def test_an_api_node_rides_out_a_database_that_goes_away(
@@ -364,7 +378,8 @@ def test_a_worker_whose_connections_are_killed_finishes_its_job_once(
     empty_postgres: str,
 ) -> None:
     site = Site(store=empty_postgres, storage=empty_postgres)
-    [job_id] = submit(site, 1, DATA / "speech_en.ogg")
+    # The audio goes to the blob tables, so that removing it also meets a dead link.
+    [job_id] = submit(site, 1, DATA / "speech_en.ogg", inline_bytes=0)
     worker = start_worker(site, "--transcriber", "slow:2", "--lease", "5", "--name", "steady")
     try:
         eventually(lambda: state_of(site, job_id).state is JobState.PROCESSING)

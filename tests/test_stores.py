@@ -24,10 +24,19 @@ class TestMemoryStore(JobStoreContract):
     async def open_store(self, tmp_path: Path) -> JobStore:
         return await open_store("memory://", make_manager({}))
 
+    async def inline_audio_kept(self, store: JobStore) -> int:
+        assert isinstance(store, MemoryJobStore)
+        return len(store._audio)
+
 
 class TestSQLiteStore(JobStoreContract):
     async def open_store(self, tmp_path: Path) -> JobStore:
         return await open_store(f"sqlite:///{tmp_path / 'jobs.db'}", make_manager({}))
+
+    async def inline_audio_kept(self, store: JobStore) -> int:
+        assert isinstance(store, SQLiteJobStore)
+        with sqlite3.connect(store.path) as db:  # another connection sees what committed
+            return int(db.execute("SELECT COUNT(*) FROM job_audio").fetchone()[0])
 
 
 def test_store_urls_are_checked() -> None:

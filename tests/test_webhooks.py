@@ -379,7 +379,9 @@ def test_a_host_that_does_not_resolve_is_retried(tmp_path: Path) -> None:
         # The name resolved when the job was submitted; by delivery time it no longer does.
         await service.store.delete(job.id)
         job, _ = await service.store.create(
-            NewJob(source=job.source, webhook_url="http://no-such-host.invalid/hook")
+            NewJob(
+                source=job.source, audio=b"RIFF....", webhook_url="http://no-such-host.invalid/hook"
+            )
         )
         await run_worker(service)
         done = await service.get(job.id)

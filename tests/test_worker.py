@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cesar_core import TranscribeOptions, TranscriptionError, WhisperTranscriber
+from cesar_core.errors import AudioError, EmptyAudioError
 from cesar_core.jobs import JobState
 from cesar_core.service import JobNotFoundError
 from cesar_core.storage.local import UploadTooLargeError
@@ -23,11 +24,12 @@ FAST = WorkerConfig(
 )
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "in-storage"])
 def test_upload_to_completed_with_the_real_model(
-    tmp_path: Path, data: Path, transcriber: WhisperTranscriber
+    tmp_path: Path, data: Path, transcriber: WhisperTranscriber, inline: bool
 ) -> None:
     async def scenario() -> None:
-        service = await open_service(tmp_path)
+        service = await open_service(tmp_path, inline_bytes=1024**2 if inline else 0)
         with (data / "speech_en.flac").open("rb") as handle:
             job, created = await service.submit_file(
                 handle,
@@ -38,7 +40,9 @@ def test_upload_to_completed_with_the_real_model(
         assert created
         assert job.state is JobState.QUEUED
         assert job.source.size == (data / "speech_en.flac").stat().st_size
-        assert (tmp_path / "audio" / job.id / "audio.flac").is_file()
+        assert job.source.inline is inline
+        # Inline audio is only in the job store; the other kind is a file in storage.
+        assert (tmp_path / "audio" / job.id / "audio.flac").is_file() is not inline
         finished: list[str] = []
 
         async def on_finished(done) -> None:  # type: ignore[no-untyped-def]
@@ -167,7 +171,7 @@ def test_heartbeats_keep_a_job_three_times_its_lease(tmp_path: Path, data: Path)
 
 def test_idempotency_delete_prune_and_limits(tmp_path: Path, data: Path) -> None:
     async def scenario() -> None:
-        service = await open_service(tmp_path)
+        service = await open_service(tmp_path, inline_bytes=0)  # every upload is a file
         first, created = await service.submit_file(data / "speech_en.ogg", idempotency_key="k")
         again, created_again = await service.submit_file(
             data / "speech_en.mp3", idempotency_key="k"
@@ -191,5 +195,72 @@ def test_idempotency_delete_prune_and_limits(tmp_path: Path, data: Path) -> None
         with pytest.raises(JobNotFoundError, match="No job has the id"):
             await service.get(queued.id)
         await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_small_uploads_stay_with_their_job_and_large_ones_go_to_storage(
+    tmp_path: Path, data: Path
+) -> None:
+    audio = data / "speech_en.ogg"
+    size = audio.stat().st_size
+
+    async def scenario() -> None:
+        service = await open_service(tmp_path, inline_bytes=size)
+        small, _ = await service.submit_file(audio)
+        assert small.source.inline
+        assert small.source.size == size
+        assert not (tmp_path / "audio").exists()  # no file, no directory
+        service.inline_bytes = size - 1  # one byte over: streamed to storage instead
+        large, _ = await service.submit_file(audio)
+        assert not large.source.inline
+        assert (tmp_path / "audio" / large.id / "audio.ogg").stat().st_size == size
+        # The size cap holds for audio kept inline too, and refuses it before any write.
+        service.inline_bytes = size
+        with pytest.raises(UploadTooLargeError, match="larger than the limit of 1,000 bytes"):
+            await service.submit_file(audio, max_bytes=1000)
+        # A second submission with a used key stores nothing and returns the first job.
+        again, created = await service.submit_file(audio, idempotency_key="k")
+        repeat, created_again = await service.submit_file(audio, idempotency_key="k")
+        assert created
+        assert not created_again
+        assert repeat.id == again.id
+        with pytest.raises(EmptyAudioError, match="is empty"):
+            await service.submit_file(tmp_path / "empty.wav", check_audio=True)
+        (tmp_path / "notes.wav").write_text("not audio\n" * 10)
+        with pytest.raises(AudioError, match=r"can be decoded"):
+            await service.submit_file(tmp_path / "notes.wav", check_audio=True)
+        counts = await service.store.counts()
+        assert counts[JobState.QUEUED] == 3  # the refused uploads made no job
+        worker = Worker(service.store, service.storage, NoopTranscriber(), FAST)
+        await worker.run(until_idle=True)
+        assert worker.completed == 3
+        assert list((tmp_path / "audio").iterdir()) == []  # the large one's file is gone
+        await service.close()
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    asyncio.run(scenario())
+
+
+def test_inline_audio_that_is_bad_fails_its_job_with_a_clear_error(
+    tmp_path: Path, data: Path, transcriber: WhisperTranscriber
+) -> None:
+    """Truncation is caught before transcribing audio held in memory, as for a file."""
+    whole = (data / "speech_en.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2])  # the header still announces all of it
+
+    async def scenario() -> None:
+        service = await open_service(tmp_path)
+        job, _ = await service.submit_file(cut)
+        assert job.source.inline
+        await Worker(service.store, service.storage, transcriber, FAST).run(until_idle=True)
+        failed = await service.get(job.id)
+        await service.close()
+        assert failed.state is JobState.ERROR
+        assert failed.attempts == 1
+        assert failed.error is not None
+        assert failed.error.code == "truncated_audio"
+        assert "cut.wav is truncated" in failed.error.message
 
     asyncio.run(scenario())

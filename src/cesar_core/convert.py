@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from .jobs import Job
 
 T = TypeVar("T")
 
@@ -38,6 +41,10 @@ _converter.register_unstructure_hook(datetime, _datetime_to_str)
 _converter.register_structure_hook(datetime, _datetime_from_str)
 _converter.register_unstructure_hook_func(
     lambda cls: isinstance(cls, type) and issubclass(cls, enum.Enum), lambda member: member.value
+)
+# A claimed job's inline audio is for the worker alone: it never goes out as JSON.
+_converter.register_unstructure_hook(
+    Job, make_dict_unstructure_fn(Job, _converter, audio=override(omit=True))
 )
 
 

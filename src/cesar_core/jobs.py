@@ -55,6 +55,16 @@ class JobSource:
     #: The name the caller gave the file, for messages and output names.
     filename: str | None = None
     size: int | None = None
+    #: The audio is kept with the job in the store (a small upload) instead of in storage:
+    #: it is written in the same transaction as the job, reaches the worker with its claim
+    #: and is dropped when the job ends, with no file to create, copy or remove.
+    inline: bool = False
+
+    @property
+    def uses_storage(self) -> bool:
+        """Whether the job may have files in storage, to be removed when it ends: uploads
+        not kept inline, and URL audio (downloaded there by the worker)."""
+        return self.kind is SourceKind.URL or not self.inline
 
 
 @frozen(kw_only=True)
@@ -108,6 +118,12 @@ class NewJob:
     webhook_url: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     id: str = field(factory=lambda: new_job_id())
+    #: The audio itself when ``source.inline``; None otherwise.
+    audio: bytes | None = field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.source.inline != (self.audio is not None):
+            raise ValueError("a job's audio is given exactly when its source is inline")
 
 
 @frozen(kw_only=True)
@@ -135,6 +151,9 @@ class Job:
     #: How notifying ``webhook_url`` went, once it is over.
     webhook: WebhookDelivery | None = None
     lease: Lease | None = None
+    #: The audio of an inline source, on a job returned by ``claim`` only: the worker
+    #: needs it, nobody else reads it (``get`` and ``list`` leave it out).
+    audio: bytes | None = field(default=None, repr=False, eq=False)
 
 
 def new_job_id() -> str:

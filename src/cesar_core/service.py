@@ -8,25 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from attrs import field, frozen
 
 from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, check_url, url_filename
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
-from .settings import Settings
-from .storage.local import audio_key, key_job_id
+from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
+from .storage.local import audio_key, check_size, key_job_id
 from .transcript import TranscribeOptions
 
 CHUNK_BYTES = 1 << 20
 #: Finished jobs are kept this long by default before :meth:`JobService.prune` removes them.
 DEFAULT_RETENTION = timedelta(hours=24)
+
+
+@frozen
+class StoredAudio:
+    """Audio received for a job not created yet (:meth:`JobService.store_audio`).
+
+    Either it is in storage under ``source.location``, or, for an inline source, its bytes
+    are ``data``, held here until the job is created with them.
+    """
+
+    source: JobSource
+    data: bytes | None = field(default=None, repr=False)
 
 
 class JobNotFoundError(CesarError):
@@ -44,11 +59,15 @@ class JobService:
         storage: Storage,
         fetch: FetchPolicy | None = None,
         events: JobEvents | None = None,
+        *,
+        inline_bytes: int = DEFAULT_INLINE_AUDIO_BYTES,
     ) -> None:
         self.store = store
         self.storage = storage
         self.fetch = fetch or FetchPolicy()
         self.events = events or JobEvents(store)
+        #: Uploads up to this size stay with their job in the store; 0 sends all to storage.
+        self.inline_bytes = inline_bytes
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> JobService:
@@ -65,7 +84,13 @@ class JobService:
             await storage.close()
             raise
         events = JobEvents(store, settings)
-        return cls(store, storage, settings.fetch_policy, events)
+        return cls(
+            store,
+            storage,
+            settings.fetch_policy,
+            events,
+            inline_bytes=settings.inline_audio_bytes,
+        )
 
     async def close(self) -> None:
         """Let announcements still running (webhooks) finish for a while, then close."""
@@ -125,27 +150,63 @@ class JobService:
         filename: str | None = None,
         max_bytes: int | None = None,
         check_audio: bool = False,
-    ) -> JobSource:
+    ) -> StoredAudio:
         """The first half of :meth:`submit_file`, for callers that learn the job's options
-        only after the audio (a multipart upload whose fields follow the file): stream the
-        audio into storage under a new job id. Pass the result to :meth:`submit_stored`,
-        or to :meth:`discard` if the job will not be created."""
-        job_id = new_job_id()
-        key = audio_key(job_id, filename)
-        size = await self.storage.save(key, _chunks(audio), max_bytes=max_bytes)
-        source = JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size)
+        only after the audio (a multipart upload whose fields follow the file): receive the
+        audio under a new job id. Pass the result to :meth:`submit_stored`, or to
+        :meth:`discard` if the job will not be created.
+
+        Audio that ends within :attr:`inline_bytes` is kept in memory, to be written with
+        its job in one transaction of the store; a longer stream goes on to storage, so at
+        most that much is ever held.
+        """
+        key = audio_key(new_job_id(), filename)
+        async with aclosing(_chunks(audio)) as chunks:
+            return await self._receive(chunks, key, filename, max_bytes, check_audio)
+
+    async def _receive(
+        self,
+        chunks: AsyncIterator[bytes],
+        key: str,
+        filename: str | None,
+        max_bytes: int | None,
+        check_audio: bool,
+    ) -> StoredAudio:
+        head: builtins.list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            check_size(size, max_bytes)
+            head.append(chunk)
+            if size > self.inline_bytes:
+                break
+        else:
+            data = b"".join(head)
+            stored = StoredAudio(
+                JobSource(
+                    kind=SourceKind.UPLOAD, location=key, filename=filename, size=size, inline=True
+                ),
+                data,
+            )
+            if check_audio:
+                await asyncio.to_thread(_check_decodable, io.BytesIO(data), filename)
+            return stored
+        size = await self.storage.save(key, _resume(head, chunks), max_bytes=max_bytes)
+        stored = StoredAudio(
+            JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size)
+        )
         if check_audio:
             try:
                 async with self.storage.local_path(key) as path:
                     await asyncio.to_thread(_check_decodable, path, filename)
             except BaseException:
-                await self.discard(source)
+                await self.discard(stored)
                 raise
-        return source
+        return stored
 
     async def submit_stored(
         self,
-        source: JobSource,
+        stored: StoredAudio,
         *,
         options: TranscribeOptions | None = None,
         metadata: dict[str, Any] | None = None,
@@ -153,14 +214,15 @@ class JobService:
         webhook_url: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> tuple[Job, bool]:
-        """Queue a job for audio :meth:`store_audio` stored; on any failure (or an
+        """Queue a job for audio :meth:`store_audio` received; on any failure (or an
         idempotency key already used) the audio is removed."""
-        job_id = key_job_id(source.location)
+        job_id = key_job_id(stored.source.location)
         try:
             await self._check_webhook(webhook_url)
             new = NewJob(
                 id=job_id,
-                source=source,
+                source=stored.source,
+                audio=stored.data,
                 options=options or TranscribeOptions(),
                 metadata=metadata or {},
                 idempotency_key=idempotency_key,
@@ -169,15 +231,17 @@ class JobService:
             )
             job, created = await self.store.create(new)
         except BaseException:
-            await self.discard(source)
+            await self.discard(stored)
             raise
         if not created:  # another request with the same key won the race
-            await self.discard(source)
+            await self.discard(stored)
         return job, created
 
-    async def discard(self, source: JobSource) -> None:
-        """Remove audio stored for a job that was not created."""
-        await self.storage.delete_job(key_job_id(source.location))
+    async def discard(self, stored: StoredAudio) -> None:
+        """Remove audio received for a job that was not created (inline audio needs
+        nothing: it is only held in memory)."""
+        if not stored.source.inline:
+            await self.storage.delete_job(key_job_id(stored.source.location))
 
     async def submit_url(
         self,
@@ -236,7 +300,8 @@ class JobService:
         if job is None:
             raise JobNotFoundError(f"No job has the id {job_id!r}.")
         if job.state is JobState.CANCELLED:
-            await self.storage.delete_job(job_id)
+            if job.source.uses_storage:
+                await self.storage.delete_job(job_id)
             self.events.emit(JobEvent.for_job(job, job.state))
         return job
 
@@ -245,10 +310,13 @@ class JobService:
 
         Idempotent: deleting an unknown job returns False.
         """
-        with suppress(JobNotFoundError):
-            await self.cancel(job_id)
+        try:
+            job: Job | None = await self.cancel(job_id)
+        except JobNotFoundError:
+            job = None  # its files, if any were left behind, still go
         deleted = await self.store.delete(job_id)
-        await self.storage.delete_job(job_id)
+        if job is None or job.source.uses_storage:
+            await self.storage.delete_job(job_id)
         return deleted
 
     async def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 0.2) -> Job:
@@ -271,13 +339,23 @@ class JobService:
         return ids
 
 
-def _check_decodable(path: Path, filename: str | None) -> None:
+def _check_decodable(audio: Path | io.BytesIO, filename: str | None) -> None:
     from .transcription.audio import AudioStream
 
-    AudioStream(path, name=filename).close()
+    AudioStream(audio, name=filename).close()
 
 
-async def _chunks(audio: AsyncIterable[bytes] | BinaryIO | str | Path) -> AsyncIterator[bytes]:
+async def _resume(head: builtins.list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks already read, then the rest of the stream."""
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
+async def _chunks(
+    audio: AsyncIterable[bytes] | BinaryIO | str | Path,
+) -> AsyncGenerator[bytes, None]:
     if isinstance(audio, str | Path):
         if not os.path.isfile(audio):
             raise AudioNotFoundError(f"{audio} is not a file.", hint="Check the path.")

@@ -25,6 +25,11 @@ from .transcript import DEFAULT_MODEL
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+#: The most audio a job may carry inline: every byte of it is held in memory and written
+#: through the job store in one transaction.
+MAX_INLINE_AUDIO_BYTES = 64 * 1024**2
+#: Uploads up to this size stay with their job by default (``inline_audio_bytes``).
+DEFAULT_INLINE_AUDIO_BYTES = 1024**2
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -97,6 +102,10 @@ class Settings:
     grace_seconds: float = attrs.field(default=30.0, converter=float)
     #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
     max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
+    #: Uploads up to this size are kept with their job in the job store instead of in
+    #: storage (``CESAR_INLINE_AUDIO_BYTES``): one write instead of a file to create,
+    #: copy and remove. 0 sends every upload to storage.
+    inline_audio_bytes: int = attrs.field(default=DEFAULT_INLINE_AUDIO_BYTES, converter=int)
     #: When set, HTTP requests need ``Authorization: Bearer <key>`` (``CESAR_API_KEY``).
     api_key: str | None = attrs.field(default=None, repr=False)
     #: Origins browsers may call the API from, comma-separated (``CESAR_CORS_ORIGINS``);
@@ -108,6 +117,12 @@ class Settings:
             raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
         if self.workers < 0 or self.max_upload_bytes < 1:
             raise InvalidOptionsError("workers must be 0 or more and max_upload_bytes positive.")
+        if not 0 <= self.inline_audio_bytes <= MAX_INLINE_AUDIO_BYTES:
+            raise InvalidOptionsError(
+                f"inline_audio_bytes must be between 0 and {MAX_INLINE_AUDIO_BYTES:,} "
+                f"(64 MiB), not {self.inline_audio_bytes:,}.",
+                hint="Larger audio belongs in storage, which streams it; 1 MiB is the default.",
+            )
         if self.grace_seconds < 0:
             raise InvalidOptionsError(f"grace_seconds must be 0 or more, not {self.grace_seconds}.")
         if self.webhook_secret is not None:

@@ -15,6 +15,7 @@ attempt.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import random
@@ -24,16 +25,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from attrs import define, frozen
 
-from .errors import CesarError
+from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, download
 from .jobs import Job, JobError, JobState, SourceKind
-from .protocols import JobNotifier, JobStore, Storage, Transcriber
+from .protocols import AudioInput, JobNotifier, JobStore, Storage, Transcriber
 from .storage.local import audio_key
 from .transcript import Transcript
 
@@ -205,9 +205,9 @@ class Worker:
         job, token, store = running.job, running.token, self.store
         loop = asyncio.get_running_loop()
         try:
-            async with self._audio(job) as path:
+            async with self._audio(job) as audio:
                 result: Transcript = await loop.run_in_executor(
-                    self._executor, self._transcribe, path, running
+                    self._executor, self._transcribe, audio, running
                 )
         except JobAborted:
             if running.handback and await store.release(job.id, token):
@@ -244,7 +244,7 @@ class Worker:
         logger.warning("job %s: %s (retry in %.1f s)", job.id, error.message, delay)
         return None
 
-    def _transcribe(self, path: Path, running: _Running) -> Transcript:
+    def _transcribe(self, audio: AudioInput, running: _Running) -> Transcript:
         def progress(fraction: float) -> None:
             if running.abort.is_set():
                 raise JobAborted
@@ -252,12 +252,23 @@ class Worker:
 
         if running.abort.is_set():
             raise JobAborted
-        return self.transcriber.transcribe(path, running.job.options, progress)
+        return self.transcriber.transcribe(audio, running.job.options, progress)
 
     @asynccontextmanager
-    async def _audio(self, job: Job) -> AsyncIterator[Path]:
-        """The job's audio as a local file; URL sources are downloaded into storage first
-        (and removed with the job's other files when it ends)."""
+    async def _audio(self, job: Job) -> AsyncIterator[AudioInput]:
+        """The job's audio: the bytes its claim brought (inline), or a local file; URL
+        sources are downloaded into storage first (and removed with the job's other
+        files when it ends)."""
+        if job.source.kind is SourceKind.UPLOAD and job.source.inline:
+            if job.audio is None:
+                raise AudioNotFoundError(
+                    f"The audio of job {job.id} is missing from the job store.",
+                    hint="Submit the audio again.",
+                )
+            held = io.BytesIO(job.audio)
+            held.name = job.source.filename or "the uploaded audio"
+            yield held
+            return
         key = job.source.location
         if job.source.kind is SourceKind.URL:
             key = audio_key(job.id, job.source.filename)
@@ -298,7 +309,7 @@ class Worker:
                 finished = finished or final is None or final.state.terminal
             if isinstance(outcome, tuple):
                 self.events.emit(JobEvent.for_job(job, *outcome))
-            if finished:
+            if finished and job.source.uses_storage:
                 await self.storage.delete_job(job.id)
             if final is not None and final.state.terminal and self.on_finished is not None:
                 await self.on_finished(final)
@@ -315,7 +326,7 @@ class Worker:
                     if job.state is JobState.ERROR:
                         self.events.emit(JobEvent.for_job(job, job.state, job.error))
                 for job in released:
-                    if job.state is JobState.ERROR:
+                    if job.state is JobState.ERROR and job.source.uses_storage:
                         await self.storage.delete_job(job.id)
             except Exception:
                 logger.exception("sweeping expired leases failed")

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Request
 
-from cesar_core.jobs import JobSource
+from cesar_core.service import StoredAudio
 from cesar_core.storage.local import UploadTooLargeError
 
 from .app import Runtime
@@ -26,7 +26,7 @@ DRAIN_BYTES = 64 * 1024**2
 @asynccontextmanager
 async def receive_upload(
     request: Request, state: Runtime
-) -> AsyncIterator[tuple[JobSource, dict[str, list[str]]]]:
+) -> AsyncIterator[tuple[StoredAudio, dict[str, list[str]]]]:
     """Store the form's file (checked to be audio) and lend it with the text fields.
 
     Read the fields inside the block; if that raises, the stored audio is removed. Create

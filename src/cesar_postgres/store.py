@@ -68,6 +68,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX cesar_jobs_finished ON cesar_jobs (completed_at) "
         "WHERE state IN ('completed', 'error', 'cancelled')",
     ),
+    (
+        # Inline audio (small uploads): written with its job, dropped by the database itself
+        # once the job ends (the trigger) or goes (the cascade).
+        "CREATE TABLE cesar_job_audio (job_id TEXT PRIMARY KEY "
+        "REFERENCES cesar_jobs (id) ON DELETE CASCADE, data BYTEA NOT NULL)",
+        # Audio is compressed already, or is PCM that compresses poorly: skip the attempt.
+        "ALTER TABLE cesar_job_audio ALTER COLUMN data SET STORAGE EXTERNAL",
+        "CREATE FUNCTION cesar_job_audio_ended() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN DELETE FROM cesar_job_audio WHERE job_id = NEW.id; RETURN NULL; END $$",
+        "CREATE TRIGGER cesar_job_audio_ended AFTER UPDATE OF state ON cesar_jobs "
+        "FOR EACH ROW WHEN (NEW.state IN ('completed', 'error', 'cancelled')) "
+        "EXECUTE FUNCTION cesar_job_audio_ended()",
+    ),
 )
 
 _COLUMNS = (
@@ -82,6 +95,8 @@ _END_LEASE = (
 )
 _SECONDS = "make_interval(secs => %(seconds)s)"
 _NOTIFY = f"pg_notify('{CHANNEL}', '')"
+#: A claimed job's inline audio (NULL for audio in storage).
+_AUDIO = "(SELECT data FROM cesar_job_audio WHERE job_id = cesar_jobs.id) AS audio"
 
 
 class PostgresJobStore:
@@ -111,7 +126,15 @@ class PostgresJobStore:
             "key": job.idempotency_key,
             "webhook_url": job.webhook_url,
             "max_attempts": job.max_attempts,
+            "audio": job.audio,
         }
+        # Inline audio goes in with its job, in the same statement.
+        audio = (
+            ", audio AS (INSERT INTO cesar_job_audio (job_id, data) "
+            "SELECT id, %(audio)s FROM created)"
+            if job.audio is not None
+            else ""
+        )
 
         async def work(db: Connection, retried: bool) -> tuple[Job, bool]:
             while True:
@@ -122,7 +145,8 @@ class PostgresJobStore:
                     "metadata, idempotency_key, webhook_url, max_attempts) VALUES (%(id)s, "
                     "'queued', %(source)s, %(options)s, %(metadata)s, %(key)s, "
                     "%(webhook_url)s, %(max_attempts)s) ON CONFLICT DO NOTHING "
-                    f"RETURNING {_COLUMNS}, result) SELECT *, {_NOTIFY} FROM created",
+                    f"RETURNING {_COLUMNS}, result){audio} "
+                    f"SELECT *, {_NOTIFY} FROM created",
                     params,
                 )
                 row = await cursor.fetchone()
@@ -177,16 +201,20 @@ class PostgresJobStore:
 
         async def work(db: Connection, retried: bool) -> Job | None:
             if retried:  # the first try may have claimed a job before its answer was lost
-                mine = await _one(db, "lease_token = %(token)s AND state = 'processing'", params)
-                if mine is not None:
-                    return mine
+                cursor = await db.execute(
+                    f"SELECT {_COLUMNS}, NULL AS result, {_AUDIO} FROM cesar_jobs "
+                    "WHERE lease_token = %(token)s AND state = 'processing'",
+                    params,
+                )
+                if (row := await cursor.fetchone()) is not None:
+                    return _job(row)
             cursor = await db.execute(
                 "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
                 "progress = 0, started_at = now(), lease_token = %(token)s, "
                 f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
                 "WHERE seq = (SELECT seq FROM cesar_jobs WHERE state = 'queued' "
                 "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                f"RETURNING {_COLUMNS}, NULL AS result",
+                f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}",
                 params,
             )
             row = await cursor.fetchone()
@@ -456,4 +484,5 @@ def _job(row: dict[str, Any]) -> Job:
         webhook_url=row["webhook_url"],
         webhook=None if webhook is None else from_dict(webhook, WebhookDelivery),
         lease=lease,
+        audio=row.get("audio"),
     )

@@ -7,6 +7,7 @@ contract suite runs against it), so code written against it behaves the same on 
 from __future__ import annotations
 
 import builtins
+import heapq
 import threading
 import time
 import uuid
@@ -25,11 +26,20 @@ def _now() -> datetime:
 
 
 class MemoryJobStore:
-    """A :class:`~cesar_core.protocols.JobStore` kept in a dict, guarded by a lock."""
+    """A :class:`~cesar_core.protocols.JobStore` kept in a dict, guarded by a lock.
+
+    Queued jobs are also indexed, so that a claim costs the same with a million finished
+    jobs as with none: ``_ready`` is a heap of (seq, id) of jobs runnable now, ``_delayed``
+    one of (run_after, seq, id) of jobs backing off. Entries of jobs cancelled or deleted
+    while queued are skipped when they surface.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._seq: dict[str, int] = {}
+        self._audio: dict[str, bytes] = {}
+        self._ready: list[tuple[int, str]] = []
+        self._delayed: list[tuple[float, int, str]] = []
         self._keys: dict[str, str] = {}
         self._next = 0
         self._lock = threading.Lock()
@@ -55,6 +65,9 @@ class MemoryJobStore:
             self._next += 1
             self._jobs[job.id] = stored
             self._seq[job.id] = self._next
+            self._queue(stored)
+            if job.audio is not None:
+                self._audio[job.id] = job.audio
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
         self._wakeup.notify()
@@ -91,22 +104,33 @@ class MemoryJobStore:
             selected = [evolve(job, result=None) for job in selected]
         return Page(jobs=tuple(selected), next_cursor=next_cursor)
 
+    def _queue(self, job: Job) -> None:
+        """Index a job that just became ``queued`` (call with the lock held)."""
+        seq = self._seq[job.id]
+        if job.run_after is not None and job.run_after.timestamp() > time.time():
+            heapq.heappush(self._delayed, (job.run_after.timestamp(), seq, job.id))
+        else:
+            heapq.heappush(self._ready, (seq, job.id))
+
+    def _next_runnable(self) -> Job | None:
+        """Pop the oldest queued job whose time has come (call with the lock held)."""
+        now = time.time()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, seq, job_id = heapq.heappop(self._delayed)
+            heapq.heappush(self._ready, (seq, job_id))
+        while self._ready:
+            _, job_id = heapq.heappop(self._ready)
+            job = self._jobs.get(job_id)
+            if job is not None and job.state is JobState.QUEUED:
+                return job
+        return None
+
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         with self._lock:
-            now = _now()
-            # Dicts keep insertion order, which is creation order: the first runnable job
-            # found is the oldest.
-            job = next(
-                (
-                    job
-                    for job in self._jobs.values()
-                    if job.state is JobState.QUEUED
-                    and (job.run_after is None or job.run_after <= now)
-                ),
-                None,
-            )
+            job = self._next_runnable()
             if job is None:
                 return None
+            now = _now()
             claimed = evolve(
                 job,
                 state=JobState.PROCESSING,
@@ -120,7 +144,7 @@ class MemoryJobStore:
                 ),
             )
             self._jobs[job.id] = claimed
-            return claimed
+            return evolve(claimed, audio=self._audio.get(job.id))
 
     def _owned(self, job_id: str, token: str) -> Job | None:
         job = self._jobs.get(job_id)
@@ -144,6 +168,7 @@ class MemoryJobStore:
             return True
 
     def _finish(self, job: Job, **changes: object) -> None:
+        self._audio.pop(job.id, None)
         self._jobs[job.id] = evolve(job, lease=None, completed_at=_now(), **changes)  # type: ignore[arg-type]
 
     async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
@@ -176,6 +201,7 @@ class MemoryJobStore:
             self._jobs[job_id] = evolve(
                 job, state=JobState.QUEUED, lease=None, error=error, run_after=run_after
             )
+            self._queue(self._jobs[job_id])
             return JobState.QUEUED
 
     async def release(self, job_id: str, token: str) -> bool:
@@ -186,6 +212,7 @@ class MemoryJobStore:
             self._jobs[job_id] = evolve(
                 job, state=JobState.QUEUED, lease=None, attempts=max(0, job.attempts - 1)
             )
+            self._queue(self._jobs[job_id])
         self._wakeup.notify()
         return True
 
@@ -204,6 +231,7 @@ class MemoryJobStore:
                     self._finish(job, state=JobState.ERROR, error=expired_error(job.attempts))
                 else:
                     self._jobs[job.id] = evolve(job, state=JobState.QUEUED, lease=None)
+                    self._queue(self._jobs[job.id])
             released = [evolve(self._jobs[job.id], result=None) for job in expired]
         if any(job.state is JobState.QUEUED for job in released):
             self._wakeup.notify()
@@ -235,6 +263,7 @@ class MemoryJobStore:
             if job is None:
                 return False
             self._seq.pop(job_id, None)
+            self._audio.pop(job_id, None)
             if job.idempotency_key is not None:
                 self._keys.pop(job.idempotency_key, None)
             return True
@@ -262,3 +291,4 @@ class MemoryJobStore:
     async def close(self) -> None:
         with self._lock:
             self._jobs.clear()
+            self._audio.clear()

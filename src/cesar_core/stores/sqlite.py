@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+from attrs import evolve
 
 from ..convert import from_dict, to_dict
 from ..errors import CesarError
@@ -66,6 +67,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "WHERE state IN ('completed', 'error', 'cancelled')",
     ),
     ("ALTER TABLE jobs ADD COLUMN webhook TEXT",),
+    (
+        # Inline audio (small uploads): written with its job, dropped by the database itself
+        # once the job ends or goes, whichever statement ends it.
+        "CREATE TABLE job_audio (job_id TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        "CREATE TRIGGER job_audio_ended AFTER UPDATE OF state ON jobs "
+        "WHEN NEW.state IN ('completed', 'error', 'cancelled') "
+        "BEGIN DELETE FROM job_audio WHERE job_id = NEW.id; END",
+        "CREATE TRIGGER job_audio_deleted AFTER DELETE ON jobs "
+        "BEGIN DELETE FROM job_audio WHERE job_id = OLD.id; END",
+    ),
 )
 
 _COLUMNS = (
@@ -170,16 +181,7 @@ class SQLiteJobStore:
         return page_of(rows, limit, _job)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
-        return await self._write(
-            _fetch_job,
-            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, progress = 0, "
-            f"started_at = {NOW}, lease_token = ?, lease_worker = ?, "
-            f"lease_expires_at = {NOW} + ? "
-            "WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' "
-            f"AND run_after <= {NOW} ORDER BY seq LIMIT 1) "
-            f"RETURNING {_COLUMNS}, NULL AS result",
-            (uuid.uuid4().hex, worker, lease_seconds),
-        )
+        return await self._write(_claim, uuid.uuid4().hex, worker, lease_seconds)
 
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
@@ -369,7 +371,26 @@ def _create(db: sqlite3.Connection, job: NewJob) -> tuple[Job, bool]:
         ),
     )
     assert created is not None
+    if job.audio is not None:
+        db.execute("INSERT INTO job_audio (job_id, data) VALUES (?, ?)", (job.id, job.audio))
     return created, True
+
+
+def _claim(db: sqlite3.Connection, token: str, worker: str, lease_seconds: float) -> Job | None:
+    job = _fetch_job(
+        db,
+        "UPDATE jobs SET state = 'processing', attempts = attempts + 1, progress = 0, "
+        f"started_at = {NOW}, lease_token = ?, lease_worker = ?, "
+        f"lease_expires_at = {NOW} + ? "
+        "WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' "
+        f"AND run_after <= {NOW} ORDER BY seq LIMIT 1) "
+        f"RETURNING {_COLUMNS}, NULL AS result",
+        (token, worker, lease_seconds),
+    )
+    if job is None or not job.source.inline:
+        return job
+    row = db.execute("SELECT data FROM job_audio WHERE job_id = ?", (job.id,)).fetchone()
+    return evolve(job, audio=None if row is None else bytes(row["data"]))
 
 
 def _release_expired(db: sqlite3.Connection) -> builtins.list[Job]:

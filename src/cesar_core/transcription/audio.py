@@ -7,10 +7,11 @@ bytes that are not media, a video without sound, a file cut short. Each becomes 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,10 @@ class AudioStream:
             _check_path(Path(source))
             opened: Any = str(source)
         else:
+            if isinstance(source, io.BytesIO) and not source.getvalue():
+                # A path's emptiness is caught above; an upload's is caught here, not as
+                # "cannot be decoded".
+                raise EmptyAudioError(f"{self.name} is empty (0 bytes).")
             opened = source
         riff = _riff_duration(source)  # before PyAV moves a file object's position
         try:
@@ -132,7 +137,10 @@ class AudioStream:
         self._stopped_early = False
         self._error: Exception | None = None
         if isinstance(source, str | Path):
-            self._check_tail(str(source))
+            self._check_tail(lambda: str(source))
+        elif isinstance(source, io.BytesIO):  # audio held in memory (a small upload)
+            held = source.getvalue()
+            self._check_tail(lambda: io.BytesIO(held))
 
     @property
     def expected_duration(self) -> float | None:
@@ -187,12 +195,13 @@ class AudioStream:
             if decoded_until < self.start + expected - slack:
                 raise self._truncated(decoded_until)
 
-    def _check_tail(self, path: str) -> None:
+    def _check_tail(self, reopen: Callable[[], Any]) -> None:
         """Fail before any transcription when the end the file announces is not there.
 
-        Seeks a second decoder to just before the announced end of the clip; if no audio
-        decodes there, the whole file is decoded (without keeping samples) to say how much
-        is really there. Truncation is then reported in seconds instead of after the work.
+        Seeks a second decoder (on what ``reopen`` returns: the path, or a second view of
+        the bytes) to just before the announced end of the clip; if no audio decodes there,
+        the whole file is decoded (without keeping samples) to say how much is really
+        there. Truncation is then reported in seconds instead of after the work.
         """
         if not self.declared:
             return
@@ -204,10 +213,10 @@ class AudioStream:
             )
         until = self.declared if self.end is None else min(self.declared, self.end)
         slack = max(_TRUNCATION_SLACK_S, self.declared * _TRUNCATION_SLACK_FRACTION)
-        end = _decodable_end(path, max(0.0, until - 2 * slack - 1.0))
+        end = _decodable_end(reopen(), max(0.0, until - 2 * slack - 1.0))
         if end is not None and end >= until - slack:
             return
-        end = _decodable_end(path, 0.0) or 0.0
+        end = _decodable_end(reopen(), 0.0) or 0.0
         if end < until - slack:
             self.close()
             raise self._truncated(end)
@@ -271,7 +280,7 @@ def load_audio(
     return np.concatenate(blocks)
 
 
-def _decodable_end(path: str, after: float) -> float | None:
+def _decodable_end(path: str | io.BytesIO, after: float) -> float | None:
     """The time at which decodable audio ends, looking from ``after`` seconds on.
 
     None when nothing decodes past ``after``. Decodes without resampling or keeping samples.
