@@ -28,6 +28,7 @@ from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDel
 from ..protocols import Page
 from ..transcript import TranscribeOptions, Transcript
 from .common import Wakeup, decode_cursor, expired_error, page_of
+from .group_commit import GroupCommit
 
 #: Seconds since the Unix epoch, from the database's clock.
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
@@ -92,14 +93,16 @@ class SQLiteJobStore:
     aiosqlite runs every call on one thread per connection, in order. Each operation here
     is one plain function of a ``sqlite3.Connection`` sent to that thread whole: a write is
     ``BEGIN IMMEDIATE``, its statements and ``COMMIT`` (or ``ROLLBACK``) in a single hand-off
-    rather than one per statement. That is most of what a no-op job costs, and it makes
-    every transaction atomic with respect to the event loop: a caller cancelled while
-    waiting cannot leave a transaction open.
+    rather than one per statement, and writes that arrive while the thread is busy share
+    the next hand-off and transaction (:mod:`.group_commit`). Hand-offs and commits are most
+    of what a no-op job costs. It also makes every transaction atomic with respect to the
+    event loop: a caller cancelled while waiting cannot leave a transaction open.
     """
 
     def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
         self.path = path
         self._db = connection
+        self._writes = GroupCommit(self._read)
         # Other processes' submissions are found by polling; this process's at once.
         self._wakeup = Wakeup()
 
@@ -135,8 +138,9 @@ class SQLiteJobStore:
         return self._db._execute(work, self._db._conn, *args)  # type: ignore[no-untyped-call]
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
-        """Run ``work(connection, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
-        return self._read(_transaction, work, *args)
+        """Run ``work(connection, *args)`` in a ``BEGIN IMMEDIATE`` transaction, shared
+        with the writes that arrive at the same time (see :mod:`.group_commit`)."""
+        return self._writes.write(work, *args)
 
     async def schema_version(self) -> int:
         """The newest migration applied to this database."""
@@ -280,6 +284,7 @@ class SQLiteJobStore:
         return counts
 
     async def close(self) -> None:
+        await self._writes.drain()
         await self._db.close()
 
 
@@ -288,20 +293,6 @@ class SQLiteJobStore:
 #: The lease check of every write a worker makes with its token.
 _OWNED = "id = ? AND state = 'processing' AND lease_token = ?"
 _NO_LEASE = "lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL"
-
-
-def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
-    # IMMEDIATE takes the write lock first (waiting up to busy_timeout), so a transaction
-    # never fails half-way upgrading a read lock.
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db, *args)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:  # SQLite may have rolled back already (I/O error, full disk)
-            db.execute("ROLLBACK")
-        raise
-    return result
 
 
 def _fetch_rows(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> builtins.list[Any]:
