@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 
 from cesar_core import TranscribeOptions, TranscriptionError, WhisperTranscriber
 from cesar_core.errors import AudioError, EmptyAudioError
-from cesar_core.jobs import JobState
-from cesar_core.service import JobNotFoundError
-from cesar_core.storage.local import UploadTooLargeError
+from cesar_core.jobs import Job, JobState
+from cesar_core.service import JobNotFoundError, JobService
+from cesar_core.storage.local import LocalStorage, UploadTooLargeError
+from cesar_core.stores.memory import MemoryJobStore
 from cesar_core.worker import Worker, WorkerConfig
 
 from .conftest import REFERENCES, wer
@@ -262,5 +264,43 @@ def test_inline_audio_that_is_bad_fails_its_job_with_a_clear_error(
         assert failed.error is not None
         assert failed.error.code == "truncated_audio"
         assert "cut.wav is truncated" in failed.error.message
+
+    asyncio.run(scenario())
+
+
+def test_a_job_claimed_with_the_last_completion_is_handed_back_on_stop() -> None:
+    """The stop request comes between the step that completed one job and claimed the
+    next, and the start of that next job: it goes back to the queue, unstarted."""
+
+    class StopsWhileChaining(MemoryJobStore):
+        worker: Worker
+
+        async def complete_and_claim(  # type: ignore[no-untyped-def]
+            self, *args
+        ) -> tuple[bool, Job | None]:
+            outcome = await super().complete_and_claim(*args)
+            self.worker.request_stop()
+            await asyncio.sleep(0)  # the stop request lands before the slot looks
+            return outcome
+
+    async def scenario() -> None:
+        store = StopsWhileChaining()
+        service = JobService(store, LocalStorage(Path("/nonexistent")))
+        first, _ = await service.submit_file(io.BytesIO(b"RIFF one"))
+        second, _ = await service.submit_file(io.BytesIO(b"RIFF two"))
+        assert first.source.inline
+        assert second.source.inline
+        store.worker = Worker(store, service.storage, NoopTranscriber(), FAST)
+        await store.worker.run()
+        assert store.worker.completed == 1
+        assert (await service.get(first.id)).state is JobState.COMPLETED
+        again = await service.get(second.id)
+        assert again.state is JobState.QUEUED
+        assert again.attempts == 0  # the claim that was never started does not count
+        assert again.lease is None
+        claimed = await store.claim("next", 30)
+        assert claimed is not None
+        assert claimed.id == second.id
+        assert claimed.audio == b"RIFF two"  # its audio is still there
 
     asyncio.run(scenario())

@@ -212,6 +212,28 @@ class JobNotifier(Protocol):
 
 
 @runtime_checkable
+class ChainingStore(Protocol):
+    """What a :class:`JobStore` may also offer: finishing a job and claiming the next at once.
+
+    Optional: a worker slot that has just run a job, and goes on working, completes it and
+    claims its next job with this one call when its store has it: one round trip and one
+    commit per job instead of two, which is most of what a short job costs a worker.
+    """
+
+    async def complete_and_claim(
+        self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
+    ) -> tuple[bool, Job | None]:
+        """:meth:`JobStore.complete` then :meth:`JobStore.claim`, in one transaction.
+
+        The claim is made whether or not the completion succeeds (a lost lease does not
+        stop the worker wanting more work).
+
+        :return: whether the job was completed, and the next job claimed (or None).
+        """
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Where the audio of uploaded jobs waits for a worker.
 

@@ -34,7 +34,7 @@ from .jobs import (
     SourceKind,
     WebhookDelivery,
 )
-from .protocols import JobStore
+from .protocols import ChainingStore, JobStore
 from .transcript import Segment, TranscribeOptions, Transcript
 
 Scenario = Callable[[JobStore], Awaitable[Any]]
@@ -434,6 +434,49 @@ class JobStoreContract:
             assert await store.fail(failed.id, running.lease.token, ERROR)  # type: ignore[union-attr]
             await store.cancel(cancelled.id)
             assert await store.delete(deleted.id)
+            assert await self.inline_audio_kept(store) in (None, 0)
+
+        run(scenario)
+
+    def test_complete_and_claim_is_one_step(self, run: Callable[[Scenario], Any]) -> None:
+        async def scenario(store: JobStore) -> None:
+            if not isinstance(store, ChainingStore):
+                pytest.skip("the store does not offer complete_and_claim (it is optional)")
+            first = await claimed(store)
+            assert first.lease is not None
+            source = JobSource(kind=SourceKind.UPLOAD, location="b/audio.wav", size=5, inline=True)
+            second, _ = await store.create(new_job(source=source, audio=b"RIFF!"))
+            done, following = await store.complete_and_claim(
+                first.id, first.lease.token, TRANSCRIPT, "w2", 30
+            )
+            assert done
+            assert following is not None
+            assert following.id == second.id
+            assert following.state is JobState.PROCESSING
+            assert following.attempts == 1
+            assert following.lease is not None
+            assert following.lease.worker == "w2"
+            assert following.audio == b"RIFF!"
+            finished = await store.get(first.id)
+            assert finished is not None
+            assert finished.state is JobState.COMPLETED
+            assert finished.result == TRANSCRIPT
+            assert finished.progress == 100
+            # A lost lease completes nothing, and the claim is made all the same.
+            third, _ = await store.create(new_job())
+            stale, taken = await store.complete_and_claim(
+                first.id, first.lease.token, TRANSCRIPT, "w3", 30
+            )
+            assert not stale
+            assert taken is not None
+            assert taken.id == third.id
+            # With nothing left to claim, the completion still happens.
+            done, nothing = await store.complete_and_claim(
+                second.id, following.lease.token, TRANSCRIPT, "w2", 30
+            )
+            assert done
+            assert nothing is None
+            assert (await store.counts())[JobState.COMPLETED] == 2
             assert await self.inline_audio_kept(store) in (None, 0)
 
         run(scenario)

@@ -97,6 +97,22 @@ _SECONDS = "make_interval(secs => %(seconds)s)"
 _NOTIFY = f"pg_notify('{CHANNEL}', '')"
 #: A claimed job's inline audio (NULL for audio in storage).
 _AUDIO = "(SELECT data FROM cesar_job_audio WHERE job_id = cesar_jobs.id) AS audio"
+#: Take the oldest runnable job (parameters: token, worker, seconds).
+_CLAIM = (
+    "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
+    "progress = 0, started_at = now(), lease_token = %(token)s, "
+    f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
+    "WHERE seq = (SELECT seq FROM cesar_jobs WHERE state = 'queued' "
+    "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}"
+)
+#: Finish a job the caller holds (parameters: id, token, state, result, code, message).
+_FINISH = (
+    "UPDATE cesar_jobs SET state = %(state)s, completed_at = now(), "
+    "result = %(result)s, error_code = %(code)s, error_message = %(message)s, "
+    "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
+    f"{_END_LEASE} WHERE {_OWNED}"
+)
 
 
 class PostgresJobStore:
@@ -197,26 +213,15 @@ class PostgresJobStore:
         return page_of(rows, limit, _job)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
-        params = {"token": uuid.uuid4().hex, "worker": worker, "seconds": lease_seconds}
+        token = uuid.uuid4().hex
+        params = {"token": token, "worker": worker, "seconds": lease_seconds}
 
         async def work(db: Connection, retried: bool) -> Job | None:
             if retried:  # the first try may have claimed a job before its answer was lost
-                cursor = await db.execute(
-                    f"SELECT {_COLUMNS}, NULL AS result, {_AUDIO} FROM cesar_jobs "
-                    "WHERE lease_token = %(token)s AND state = 'processing'",
-                    params,
-                )
-                if (row := await cursor.fetchone()) is not None:
-                    return _job(row)
-            cursor = await db.execute(
-                "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
-                "progress = 0, started_at = now(), lease_token = %(token)s, "
-                f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
-                "WHERE seq = (SELECT seq FROM cesar_jobs WHERE state = 'queued' "
-                "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}",
-                params,
-            )
+                mine = await _claimed_by(db, token)
+                if mine is not None:
+                    return mine
+            cursor = await db.execute(_CLAIM, params)
             row = await cursor.fetchone()
             return None if row is None else _job(row)
 
@@ -250,13 +255,7 @@ class PostgresJobStore:
         }
 
         async def work(db: Connection, retried: bool) -> bool:
-            cursor = await db.execute(
-                "UPDATE cesar_jobs SET state = %(state)s, completed_at = now(), "
-                "result = %(result)s, error_code = %(code)s, error_message = %(message)s, "
-                "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
-                f"{_END_LEASE} WHERE {_OWNED}",
-                params,
-            )
+            cursor = await db.execute(_FINISH, params)
             if cursor.rowcount == 1:
                 return True
             return retried and await _ended_by(db, params, "state = %(state)s")
@@ -268,6 +267,44 @@ class PostgresJobStore:
 
     async def fail(self, job_id: str, token: str, error: JobError) -> bool:
         return await self._finish(job_id, token, JobState.ERROR, None, error)
+
+    async def complete_and_claim(
+        self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
+    ) -> tuple[bool, Job | None]:
+        """One statement, so one round trip and one commit: the completion and the claim
+        are two data-modifying CTEs, and the single row returned says whether the first
+        changed a row and holds what the second claimed (NULLs when nothing was)."""
+        claim_token = uuid.uuid4().hex
+        params = {
+            "id": job_id,
+            "token": token,
+            "state": JobState.COMPLETED.value,
+            "result": Json(to_dict(result)),
+            "code": None,
+            "message": None,
+            "claim": claim_token,
+            "worker": worker,
+            "seconds": lease_seconds,
+        }
+        claim = _CLAIM.replace("%(token)s", "%(claim)s")
+
+        async def work(db: Connection, retried: bool) -> tuple[bool, Job | None]:
+            if retried:  # both or neither of the first try's changes committed
+                mine = await _claimed_by(db, claim_token)
+                ended = await _ended_by(db, params, "state = 'completed'")
+                if mine is not None or ended:
+                    return ended, mine
+            cursor = await db.execute(
+                f"WITH done AS ({_FINISH} RETURNING id), claimed AS ({claim}) "
+                "SELECT (SELECT count(*) FROM done) AS completed, claimed.* "
+                "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE",
+                params,
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            return row["completed"] == 1, None if row["id"] is None else _job(row)
+
+        return await self._db.run(work)
 
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
@@ -435,6 +472,18 @@ async def _one(
 
 async def _one_returning(db: Connection, sql: str, params: dict[str, Any]) -> Job | None:
     cursor = await db.execute(sql, params)
+    row = await cursor.fetchone()
+    return None if row is None else _job(row)
+
+
+async def _claimed_by(db: Connection, token: str) -> Job | None:
+    """The job a claim with ``token`` took, if it is still running under it: a retried
+    claim whose first try committed."""
+    cursor = await db.execute(
+        f"SELECT {_COLUMNS}, NULL AS result, {_AUDIO} FROM cesar_jobs "
+        "WHERE lease_token = %(token)s AND state = 'processing'",
+        {"token": token},
+    )
     row = await cursor.fetchone()
     return None if row is None else _job(row)
 

@@ -42,7 +42,7 @@ class MemoryJobStore:
         self._delayed: list[tuple[float, int, str]] = []
         self._keys: dict[str, str] = {}
         self._next = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._wakeup = Wakeup()
 
     async def create(self, job: NewJob) -> tuple[Job, bool]:
@@ -178,6 +178,15 @@ class MemoryJobStore:
                 return False
             self._finish(job, state=JobState.COMPLETED, result=result, progress=100, error=None)
             return True
+
+    async def complete_and_claim(
+        self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
+    ) -> tuple[bool, Job | None]:
+        with self._lock:  # re-entrant: one step for other threads, as in the durable stores
+            return (
+                await self.complete(job_id, token, result),
+                await self.claim(worker, lease_seconds),
+            )
 
     async def fail(self, job_id: str, token: str, error: JobError) -> bool:
         with self._lock:

@@ -200,28 +200,22 @@ class SQLiteJobStore:
     async def _finish(
         self, job_id: str, token: str, state: JobState, result: str | None, error: JobError | None
     ) -> bool:
-        return await self._write(
-            _changed,
-            f"UPDATE jobs SET state = ?, completed_at = {NOW}, result = ?, "
-            "error_code = ?, error_message = ?, "
-            "progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END, "
-            f"{_NO_LEASE} WHERE {_OWNED}",
-            (
-                state.value,
-                result,
-                error and error.code,
-                error and error.message,
-                state.value,
-                job_id,
-                token,
-            ),
-        )
+        return await self._write(_finish, job_id, token, state, result, error)
 
     async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
         return await self._finish(job_id, token, JobState.COMPLETED, _dump(result), None)
 
     async def fail(self, job_id: str, token: str, error: JobError) -> bool:
         return await self._finish(job_id, token, JobState.ERROR, None, error)
+
+    async def complete_and_claim(
+        self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
+    ) -> tuple[bool, Job | None]:
+        return await self._write(
+            _complete_and_claim,
+            (job_id, token, _dump(result)),
+            (uuid.uuid4().hex, worker, lease_seconds),
+        )
 
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
@@ -365,6 +359,40 @@ def _create(db: sqlite3.Connection, job: NewJob) -> tuple[Job, bool]:
     if job.audio is not None:
         db.execute("INSERT INTO job_audio (job_id, data) VALUES (?, ?)", (job.id, job.audio))
     return created, True
+
+
+def _finish(
+    db: sqlite3.Connection,
+    job_id: str,
+    token: str,
+    state: JobState,
+    result: str | None,
+    error: JobError | None,
+) -> bool:
+    return _changed(
+        db,
+        f"UPDATE jobs SET state = ?, completed_at = {NOW}, result = ?, "
+        "error_code = ?, error_message = ?, "
+        "progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END, "
+        f"{_NO_LEASE} WHERE {_OWNED}",
+        (
+            state.value,
+            result,
+            error and error.code,
+            error and error.message,
+            state.value,
+            job_id,
+            token,
+        ),
+    )
+
+
+def _complete_and_claim(
+    db: sqlite3.Connection, done: tuple[str, str, str], claim: tuple[str, str, float]
+) -> tuple[bool, Job | None]:
+    job_id, token, result = done
+    completed = _finish(db, job_id, token, JobState.COMPLETED, result, None)
+    return completed, _claim(db, *claim)
 
 
 def _claim(db: sqlite3.Connection, token: str, worker: str, lease_seconds: float) -> Job | None:
