@@ -1,8 +1,8 @@
 """No-op jobs per second on PostgreSQL with several worker processes (used by queue.py).
 
-Each worker is its own process (``tests/worker_process.py``: a real ``Worker``, one slot,
-the no-op transcriber) on the PostgreSQL store *and* storage, as nodes that share nothing
-but the database run. Two figures per worker count:
+Each worker is its own process (``tests/worker_process.py``: a real ``Worker`` with one
+slot unless told otherwise, the no-op transcriber) on the PostgreSQL store *and* storage,
+as nodes that share nothing but the database run. Two figures per worker count:
 
 - **drain**: the workers are started and paused (SIGSTOP), the jobs submitted, the workers
   resumed, and the clock runs until the last job is completed: the rate of the workers
@@ -37,7 +37,7 @@ AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
 SUBMITTERS = 8
 
 
-def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(url: str, count: int, slots: int = 1) -> list[subprocess.Popen[bytes]]:
     workers = [
         subprocess.Popen(
             [
@@ -57,6 +57,8 @@ def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
                 "5",
                 "--name",
                 f"bench{n}",
+                "--concurrency",
+                str(slots),
             ],
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -108,11 +110,14 @@ def wait_completed(url: str, jobs: int, timeout: float = 600) -> None:
     raise TimeoutError(f"{jobs} jobs not completed within {timeout} s")
 
 
-def one_run(admin_url: str, jobs: int, workers: int, mode: str, inline_bytes: int) -> float:
-    """Jobs per second for ``workers`` processes in ``mode`` (``drain`` or ``e2e``)."""
+def one_run(
+    admin_url: str, jobs: int, workers: int, mode: str, inline_bytes: int, slots: int = 1
+) -> float:
+    """Jobs per second for ``workers`` processes of ``slots`` slots each in ``mode``
+    (``drain`` or ``e2e``)."""
     with scratch_database("cesar_bench", admin_url) as url:
         asyncio.run(_open_close(url))  # tables exist before workers race to create them
-        processes = start_workers(url, workers)
+        processes = start_workers(url, workers, slots)
         try:
             if mode == "drain":
                 for process in processes:

@@ -14,8 +14,9 @@ included. Stores alternate within each repeat.
 
 With ``--postgres URL`` (a database where this user may create others, e.g. the local
 server's ``postgresql://127.0.0.1:5432/test``), the same run also measures PostgreSQL with
-``--workers`` worker processes (default 1, 2 and 4), each count alternating with the others
-within a repeat; see ``bench/postgres_workers.py`` for what is timed.
+``--workers`` worker processes (default 1, 2 and 4) of ``--slots`` slots each (default 1),
+each count alternating with the others within a repeat; see ``bench/postgres_workers.py``
+for what is timed.
 
     python bench/queue.py --jobs 5000 --repeats 3 --postgres postgresql://127.0.0.1:5432/test
 """
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="worker slots")
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--slots", type=int, default=1, help="slots per PostgreSQL worker")
     parser.add_argument(
         "--inline-bytes",
         type=int,
@@ -130,7 +132,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for label, (kind, mode, count, inline) in runs.items():
             if kind == "postgres":
-                rate = postgres_workers.one_run(args.postgres, args.jobs, count, mode, inline)
+                rate = postgres_workers.one_run(
+                    args.postgres, args.jobs, count, mode, inline, args.slots
+                )
             else:
                 rate = asyncio.run(
                     one_run(kind, args.jobs, args.submitters, args.concurrency, inline)
@@ -149,6 +153,7 @@ def main() -> None:
                 "submitters": args.submitters,
                 "concurrency": args.concurrency,
                 "inline_bytes": args.inline_bytes,
+                "slots": args.slots,
                 "cpu_count": os.cpu_count(),
                 "jobs_per_s": results,
             }

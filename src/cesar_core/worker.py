@@ -130,6 +130,10 @@ class Worker:
         self.fetch = fetch or FetchPolicy()
         self.events = events or JobEvents(store)
         self.completed = 0
+        # What the store also offers, found once: a runtime protocol check is slow enough
+        # to show in the cost of a short job.
+        self._notifier = store if isinstance(store, JobNotifier) else None
+        self._chaining = store if isinstance(store, ChainingStore) else None
         self._running: dict[str, _Running] = {}
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,8 +197,8 @@ class Worker:
         :class:`~cesar_core.protocols.JobNotifier`) or the worker is asked to stop."""
         assert self._stop is not None
         waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stop.wait())}
-        if isinstance(self.store, JobNotifier):
-            waits.add(asyncio.ensure_future(self.store.wait_for_jobs(self.config.poll_seconds)))
+        if self._notifier is not None:
+            waits.add(asyncio.ensure_future(self._notifier.wait_for_jobs(self.config.poll_seconds)))
         try:
             await asyncio.wait(
                 waits, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED
@@ -260,10 +264,10 @@ class Worker:
         """Complete the job; a store that can also claims the slot's next job in the same
         step, unless the worker is stopping."""
         assert self._stop is not None
-        job, token, store = running.job, running.token, self.store
-        if not isinstance(store, ChainingStore) or self._stop.is_set():
-            return await store.complete(job.id, token, result)
-        completed, running.next = await store.complete_and_claim(
+        job, token = running.job, running.token
+        if self._chaining is None or self._stop.is_set():
+            return await self.store.complete(job.id, token, result)
+        completed, running.next = await self._chaining.complete_and_claim(
             job.id, token, result, self.name, self.config.lease_seconds
         )
         return completed
