@@ -215,6 +215,47 @@ def test_retried_writes_whose_first_try_committed_are_not_done_twice(empty_postg
         counts = await store.counts()
         assert counts[JobState.COMPLETED] == 1
         assert sum(counts.values()) == 1
+        # Completing and claiming in one step: the retry finds both effects of the first
+        # try (and claims no second job), with or without a job to claim.
+        first, _ = await store.create(new_job())
+        second, _ = await store.create(new_job())
+        third, _ = await store.create(new_job())
+        claim = await store.claim("w", 30)
+        assert claim is not None
+        assert claim.id == first.id
+        done, following = await store.complete_and_claim(
+            first.id,
+            claim.lease.token,  # type: ignore[union-attr]
+            TRANSCRIPT,
+            "w",
+            30,
+        )
+        assert done
+        assert following is not None
+        assert following.id == second.id
+        assert following.attempts == 1
+        done, last = await store.complete_and_claim(
+            second.id,
+            following.lease.token,  # type: ignore[union-attr]
+            TRANSCRIPT,
+            "w",
+            30,
+        )
+        assert done
+        assert last is not None
+        assert last.id == third.id
+        done, nothing = await store.complete_and_claim(
+            third.id,
+            last.lease.token,  # type: ignore[union-attr]
+            TRANSCRIPT,
+            "w",
+            30,
+        )
+        assert done
+        assert nothing is None
+        counts = await store.counts()
+        assert counts[JobState.COMPLETED] == 4
+        assert sum(counts.values()) == 4
         await store.close()
 
     run(scenario())

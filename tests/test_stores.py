@@ -153,3 +153,36 @@ def test_cancelled_writers_leave_no_transaction_open(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_sqlite_writes_that_arrive_together_share_a_transaction_but_not_a_failure(
+    tmp_path: Path,
+) -> None:
+    """Group commit: concurrent writes go in one transaction, each in its own savepoint, so
+    the one that fails (a duplicate id here) takes none of the others with it."""
+
+    async def scenario() -> None:
+        store = await SQLiteJobStore.open(tmp_path / "jobs.db")
+        taken, _ = await store.create(new_job())
+        jobs = [new_job() for _ in range(3)]
+        duplicate = new_job(id=taken.id)
+        outcomes = await asyncio.gather(
+            store.create(jobs[0]),
+            store.create(duplicate),
+            store.create(jobs[1]),
+            store.claim("w", 30),
+            store.create(jobs[2]),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], sqlite3.IntegrityError)
+        assert all(isinstance(o, tuple) and o[1] for o in (outcomes[0], outcomes[2], outcomes[4]))
+        claimed = outcomes[3]
+        assert not isinstance(claimed, BaseException)
+        assert claimed is not None
+        assert claimed.id == taken.id
+        counts = await store.counts()
+        assert counts[JobState.QUEUED] == 3
+        assert counts[JobState.PROCESSING] == 1
+        await store.close()
+
+    asyncio.run(scenario())
