@@ -217,42 +217,18 @@ def test_retried_writes_whose_first_try_committed_are_not_done_twice(empty_postg
         assert sum(counts.values()) == 1
         # Completing and claiming in one step: the retry finds both effects of the first
         # try (and claims no second job), with or without a job to claim.
-        first, _ = await store.create(new_job())
-        second, _ = await store.create(new_job())
-        third, _ = await store.create(new_job())
-        claim = await store.claim("w", 30)
-        assert claim is not None
-        assert claim.id == first.id
-        done, following = await store.complete_and_claim(
-            first.id,
-            claim.lease.token,  # type: ignore[union-attr]
-            TRANSCRIPT,
-            "w",
-            30,
-        )
-        assert done
-        assert following is not None
-        assert following.id == second.id
-        assert following.attempts == 1
-        done, last = await store.complete_and_claim(
-            second.id,
-            following.lease.token,  # type: ignore[union-attr]
-            TRANSCRIPT,
-            "w",
-            30,
-        )
-        assert done
-        assert last is not None
-        assert last.id == third.id
-        done, nothing = await store.complete_and_claim(
-            third.id,
-            last.lease.token,  # type: ignore[union-attr]
-            TRANSCRIPT,
-            "w",
-            30,
-        )
-        assert done
-        assert nothing is None
+        ids = [(await store.create(new_job()))[0].id for _ in range(3)]
+        current = await store.claim("w", 30)
+        for expected in (ids[1], ids[2], None):
+            assert current is not None
+            assert current.lease is not None
+            done, following = await store.complete_and_claim(
+                current.id, current.lease.token, TRANSCRIPT, "w", 30
+            )
+            assert done
+            assert (following and following.id) == expected
+            assert following is None or following.attempts == 1
+            current = following
         counts = await store.counts()
         assert counts[JobState.COMPLETED] == 4
         assert sum(counts.values()) == 4
