@@ -113,6 +113,14 @@ _FINISH = (
     "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
     f"{_END_LEASE} WHERE {_OWNED}"
 )
+#: Both in one statement: the row says whether the completion changed a row, and holds
+#: what the claim took (NULLs when nothing); the claim's token is ``%(claim)s``.
+_COMPLETE_AND_CLAIM = (
+    f"WITH done AS ({_FINISH} RETURNING id), "
+    f"claimed AS ({_CLAIM.replace('%(token)s', '%(claim)s')}) "
+    "SELECT (SELECT count(*) FROM done) AS completed, claimed.* "
+    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
+)
 
 
 class PostgresJobStore:
@@ -286,7 +294,6 @@ class PostgresJobStore:
             "worker": worker,
             "seconds": lease_seconds,
         }
-        claim = _CLAIM.replace("%(token)s", "%(claim)s")
 
         async def work(db: Connection, retried: bool) -> tuple[bool, Job | None]:
             if retried:  # both or neither of the first try's changes committed
@@ -294,12 +301,7 @@ class PostgresJobStore:
                 ended = await _ended_by(db, params, "state = 'completed'")
                 if mine is not None or ended:
                     return ended, mine
-            cursor = await db.execute(
-                f"WITH done AS ({_FINISH} RETURNING id), claimed AS ({claim}) "
-                "SELECT (SELECT count(*) FROM done) AS completed, claimed.* "
-                "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE",
-                params,
-            )
+            cursor = await db.execute(_COMPLETE_AND_CLAIM, params)
             row = await cursor.fetchone()
             assert row is not None
             return row["completed"] == 1, None if row["id"] is None else _job(row)
