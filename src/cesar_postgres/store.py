@@ -17,8 +17,10 @@ from __future__ import annotations
 import builtins
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from attrs import frozen
 from psycopg.types.json import Json
 
 from cesar_core.convert import from_dict, to_dict
@@ -28,6 +30,7 @@ from cesar_core.stores.common import decode_cursor, expired_error, page_of
 from cesar_core.transcript import TranscribeOptions, Transcript
 
 from . import CHANNEL
+from .batch import Batcher
 from .database import Connection, Database
 from .listen import Listener
 
@@ -113,14 +116,61 @@ _FINISH = (
     "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
     f"{_END_LEASE} WHERE {_OWNED}"
 )
-#: Both in one statement: the row says whether the completion changed a row, and holds
-#: what the claim took (NULLs when nothing); the claim's token is ``%(claim)s``.
-_COMPLETE_AND_CLAIM = (
-    f"WITH done AS ({_FINISH} RETURNING id), "
-    f"claimed AS ({_CLAIM.replace('%(token)s', '%(claim)s')}) "
-    "SELECT (SELECT count(*) FROM done) AS completed, claimed.* "
-    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
-)
+
+
+def _complete_and_claim_sql(many: bool) -> str:
+    """Complete jobs and claim as many in one statement (parameters: arrays ``ids``,
+    ``tokens``, ``results`` of the jobs done, and ``claims``, a new token per claim;
+    ``worker``, ``seconds``). Each row holds one claimed job (or NULLs when none was) and,
+    in ``completed``, the ids whose completion changed a row. The k-th oldest runnable job
+    gets the k-th claim token.
+
+    Rows are reached by ``=`` or ``= ANY`` through the unique indexes, never by a join the
+    planner could turn into a scan of the table (a lease token exists only while its job
+    runs, as every way out of ``processing`` clears it, and it names one job: so matching
+    ids and tokens as two sets is matching them in pairs). A statement for one job (most
+    calls, and every call of a one-slot worker) says so: the plan PostgreSQL caches for a
+    prepared statement knows no array's length, and with a known length it costs the same
+    as a fresh plan, so it is kept and the statement is never planned again.
+    """
+    if many:
+        ended = "id = ANY(%(ids)s::text[]) AND lease_token = ANY(%(tokens)s::text[])"
+        limit = "cardinality(%(claims)s::text[])"
+        taken = "seq = ANY((SELECT seqs FROM picked)::bigint[])"
+    else:
+        ended = "id = (%(ids)s::text[])[1] AND lease_token = (%(tokens)s::text[])[1]"
+        limit, taken = "1", "seq = (SELECT seqs[1] FROM picked)"
+    return (
+        "WITH done AS (UPDATE cesar_jobs SET state = 'completed', completed_at = now(), "
+        "result = (%(results)s::json[])[array_position(%(ids)s::text[], id)], "
+        f"error_code = NULL, error_message = NULL, progress = 100, {_END_LEASE} "
+        f"WHERE {ended} RETURNING id), "
+        "picked AS MATERIALIZED (SELECT ARRAY(SELECT seq FROM cesar_jobs "
+        f"WHERE state = 'queued' AND run_after <= now() ORDER BY seq LIMIT {limit} "
+        "FOR UPDATE SKIP LOCKED) AS seqs), "
+        "claimed AS (UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
+        "progress = 0, started_at = now(), "
+        "lease_token = (%(claims)s::text[])[array_position((SELECT seqs FROM picked), seq)], "
+        f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
+        f"WHERE {taken} RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}) "
+        "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
+        "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
+    )
+
+
+_COMPLETE_AND_CLAIM_ONE = _complete_and_claim_sql(many=False)
+_COMPLETE_AND_CLAIM_MANY = _complete_and_claim_sql(many=True)
+
+
+@frozen
+class _Chained:
+    """One slot's part of a batched complete-and-claim."""
+
+    id: str
+    token: str
+    result: Json
+    #: The token of the claim made for this slot.
+    claim: str
 
 
 class PostgresJobStore:
@@ -130,6 +180,7 @@ class PostgresJobStore:
     def __init__(self, url: str, database: Database) -> None:
         self._db = database
         self._listener = Listener(url, database.where)
+        self._chains: dict[tuple[str, float], Batcher[_Chained, tuple[bool, Job | None]]] = {}
 
     @classmethod
     async def open(cls, url: str) -> PostgresJobStore:
@@ -226,9 +277,9 @@ class PostgresJobStore:
 
         async def work(db: Connection, retried: bool) -> Job | None:
             if retried:  # the first try may have claimed a job before its answer was lost
-                mine = await _claimed_by(db, token)
-                if mine is not None:
-                    return mine
+                mine = await _claimed_by(db, [token])
+                if mine:
+                    return mine[token]
             cursor = await db.execute(_CLAIM, params)
             row = await cursor.fetchone()
             return None if row is None else _job(row)
@@ -279,34 +330,55 @@ class PostgresJobStore:
     async def complete_and_claim(
         self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
     ) -> tuple[bool, Job | None]:
-        """One statement, so one round trip and one commit: the completion and the claim
-        are two data-modifying CTEs, and the single row returned says whether the first
-        changed a row and holds what the second claimed (NULLs when nothing was)."""
-        claim_token = uuid.uuid4().hex
+        """Complete and claim in one statement; calls of one worker that arrive together
+        share it (see :mod:`cesar_postgres.batch`), so a worker with many slots pays one
+        round trip and one commit for several jobs."""
+        key = (worker, lease_seconds)
+        batcher = self._chains.get(key)
+        if batcher is None:
+            batcher = self._chains[key] = Batcher(
+                partial(self._complete_and_claim, worker, lease_seconds),
+                abandoned=self._release_abandoned,
+            )
+        chained = _Chained(job_id, token, Json(to_dict(result)), uuid.uuid4().hex)
+        return await batcher.call(chained)
+
+    async def _complete_and_claim(
+        self, worker: str, lease_seconds: float, batch: builtins.list[_Chained]
+    ) -> builtins.list[tuple[bool, Job | None]]:
+        """The statement behind :meth:`complete_and_claim`: two data-modifying CTEs over
+        arrays, one per batch."""
+        claims = [c.claim for c in batch]
         params = {
-            "id": job_id,
-            "token": token,
-            "state": JobState.COMPLETED.value,
-            "result": Json(to_dict(result)),
-            "code": None,
-            "message": None,
-            "claim": claim_token,
+            "ids": [c.id for c in batch],
+            "tokens": [c.token for c in batch],
+            "results": [c.result for c in batch],
+            "claims": claims,
             "worker": worker,
             "seconds": lease_seconds,
         }
 
-        async def work(db: Connection, retried: bool) -> tuple[bool, Job | None]:
-            if retried:  # both or neither of the first try's changes committed
-                mine = await _claimed_by(db, claim_token)
-                ended = await _ended_by(db, params, "state = 'completed'")
-                if mine is not None or ended:
-                    return ended, mine
-            cursor = await db.execute(_COMPLETE_AND_CLAIM, params)
-            row = await cursor.fetchone()
-            assert row is not None
-            return row["completed"] == 1, None if row["id"] is None else _job(row)
+        async def work(db: Connection, retried: bool) -> tuple[set[str], dict[str, Job]]:
+            if retried:  # all or none of the first try's changes committed
+                claimed = await _claimed_by(db, claims)
+                completed = await _completed_by(db, params)
+                if claimed or completed:
+                    return completed, claimed
+            sql = _COMPLETE_AND_CLAIM_MANY if len(batch) > 1 else _COMPLETE_AND_CLAIM_ONE
+            cursor = await db.execute(sql, params)
+            rows = await cursor.fetchall()
+            jobs = [_job(row) for row in rows if row["id"] is not None]
+            return set(rows[0]["completed"]), {job.lease.token: job for job in jobs if job.lease}
 
-        return await self._db.run(work)
+        completed, claimed = await self._db.run(work)
+        return [(c.id in completed, claimed.get(c.claim)) for c in batch]
+
+    async def _release_abandoned(self, chained: _Chained, outcome: tuple[bool, Job | None]) -> None:
+        """A job claimed for a caller that stopped waiting goes back to the queue now,
+        rather than when its lease expires."""
+        job = outcome[1]
+        if job is not None:
+            await self.release(job.id, chained.claim)
 
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
@@ -478,16 +550,27 @@ async def _one_returning(db: Connection, sql: str, params: dict[str, Any]) -> Jo
     return None if row is None else _job(row)
 
 
-async def _claimed_by(db: Connection, token: str) -> Job | None:
-    """The job a claim with ``token`` took, if it is still running under it: a retried
+async def _claimed_by(db: Connection, tokens: builtins.list[str]) -> dict[str, Job]:
+    """The jobs claims with ``tokens`` took that still run under them, by token: a retried
     claim whose first try committed."""
     cursor = await db.execute(
         f"SELECT {_COLUMNS}, NULL AS result, {_AUDIO} FROM cesar_jobs "
-        "WHERE lease_token = %(token)s AND state = 'processing'",
-        {"token": token},
+        "WHERE lease_token = ANY(%(tokens)s) AND state = 'processing'",
+        {"tokens": tokens},
     )
-    row = await cursor.fetchone()
-    return None if row is None else _job(row)
+    jobs = [_job(row) for row in await cursor.fetchall()]
+    return {job.lease.token: job for job in jobs if job.lease is not None}
+
+
+async def _completed_by(db: Connection, params: dict[str, Any]) -> set[str]:
+    """Which of the jobs ``params["ids"]`` their leases ``params["tokens"]`` completed: a
+    retried complete-and-claim whose first try committed."""
+    cursor = await db.execute(
+        "SELECT id FROM cesar_jobs JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) "
+        "AS f (f_id, f_token) ON id = f_id AND last_token = f_token WHERE state = 'completed'",
+        params,
+    )
+    return {row["id"] for row in await cursor.fetchall()}
 
 
 async def _ended_by(db: Connection, params: dict[str, Any], condition: str) -> bool:
