@@ -118,48 +118,42 @@ _FINISH = (
 )
 
 
-def _complete_and_claim_sql(many: bool) -> str:
-    """Complete jobs and claim as many in one statement (parameters: arrays ``ids``,
-    ``tokens``, ``results`` of the jobs done, and ``claims``, a new token per claim;
-    ``worker``, ``seconds``). Each row holds one claimed job (or NULLs when none was) and,
-    in ``completed``, the ids whose completion changed a row. The k-th oldest runnable job
-    gets the k-th claim token.
-
-    Rows are reached by ``=`` or ``= ANY`` through the unique indexes, never by a join the
-    planner could turn into a scan of the table (a lease token exists only while its job
-    runs, as every way out of ``processing`` clears it, and it names one job: so matching
-    ids and tokens as two sets is matching them in pairs). A statement for one job (most
-    calls, and every call of a one-slot worker) says so: the plan PostgreSQL caches for a
-    prepared statement knows no array's length, and with a known length it costs the same
-    as a fresh plan, so it is kept and the statement is never planned again.
-    """
-    if many:
-        ended = "id = ANY(%(ids)s::text[]) AND lease_token = ANY(%(tokens)s::text[])"
-        limit = "cardinality(%(claims)s::text[])"
-        taken = "seq = ANY((SELECT seqs FROM picked)::bigint[])"
-    else:
-        ended = "id = (%(ids)s::text[])[1] AND lease_token = (%(tokens)s::text[])[1]"
-        limit, taken = "1", "seq = (SELECT seqs[1] FROM picked)"
-    return (
-        "WITH done AS (UPDATE cesar_jobs SET state = 'completed', completed_at = now(), "
-        "result = (%(results)s::json[])[array_position(%(ids)s::text[], id)], "
-        f"error_code = NULL, error_message = NULL, progress = 100, {_END_LEASE} "
-        f"WHERE {ended} RETURNING id), "
-        "picked AS MATERIALIZED (SELECT ARRAY(SELECT seq FROM cesar_jobs "
-        f"WHERE state = 'queued' AND run_after <= now() ORDER BY seq LIMIT {limit} "
-        "FOR UPDATE SKIP LOCKED) AS seqs), "
-        "claimed AS (UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
-        "progress = 0, started_at = now(), "
-        "lease_token = (%(claims)s::text[])[array_position((SELECT seqs FROM picked), seq)], "
-        f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
-        f"WHERE {taken} RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}) "
-        "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
-        "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
-    )
-
-
-_COMPLETE_AND_CLAIM_ONE = _complete_and_claim_sql(many=False)
-_COMPLETE_AND_CLAIM_MANY = _complete_and_claim_sql(many=True)
+#: Complete one job and claim the next (parameters: those of ``_FINISH`` and ``_CLAIM``,
+#: the claim's token as ``claim``). The row holds the claimed job (NULLs when none was) and,
+#: in ``completed``, the id when the completion changed a row.
+_COMPLETE_AND_CLAIM_ONE = (
+    f"WITH done AS ({_FINISH} RETURNING id), "
+    f"claimed AS ({_CLAIM.replace('%(token)s', '%(claim)s')}) "
+    "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
+    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
+)
+#: The same for several slots at once (parameters: arrays ``ids``, ``tokens``, ``results``
+#: of the jobs done, and ``claims``, a new token per claim; ``worker``, ``seconds``): a row
+#: per claimed job; the k-th oldest runnable job gets the k-th claim token.
+#:
+#: Rows are reached by ``= ANY`` through the unique indexes, never by a join: in the plan
+#: PostgreSQL caches for a prepared statement, which knows no array's length, a join over
+#: ``unnest`` can turn into a scan of the whole table. A lease token exists only while its
+#: job runs (every way out of ``processing`` clears it) and names one job, so matching ids
+#: and tokens as two sets is matching them in pairs.
+_COMPLETE_AND_CLAIM_MANY = (
+    "WITH done AS (UPDATE cesar_jobs SET state = 'completed', completed_at = now(), "
+    "result = (%(results)s::json[])[array_position(%(ids)s::text[], id)], "
+    f"error_code = NULL, error_message = NULL, progress = 100, {_END_LEASE} "
+    "WHERE id = ANY(%(ids)s::text[]) AND lease_token = ANY(%(tokens)s::text[]) "
+    "RETURNING id), "
+    "picked AS MATERIALIZED (SELECT ARRAY(SELECT seq FROM cesar_jobs WHERE state = 'queued' "
+    "AND run_after <= now() ORDER BY seq LIMIT cardinality(%(claims)s::text[]) "
+    "FOR UPDATE SKIP LOCKED) AS seqs), "
+    "claimed AS (UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
+    "progress = 0, started_at = now(), "
+    "lease_token = (%(claims)s::text[])[array_position((SELECT seqs FROM picked), seq)], "
+    f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
+    "WHERE seq = ANY((SELECT seqs FROM picked)::bigint[]) "
+    f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}) "
+    "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
+    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
+)
 
 
 @frozen
@@ -346,25 +340,42 @@ class PostgresJobStore:
     async def _complete_and_claim(
         self, worker: str, lease_seconds: float, batch: builtins.list[_Chained]
     ) -> builtins.list[tuple[bool, Job | None]]:
-        """The statement behind :meth:`complete_and_claim`: two data-modifying CTEs over
-        arrays, one per batch."""
-        claims = [c.claim for c in batch]
-        params = {
-            "ids": [c.id for c in batch],
-            "tokens": [c.token for c in batch],
-            "results": [c.result for c in batch],
-            "claims": claims,
-            "worker": worker,
-            "seconds": lease_seconds,
-        }
+        """The statement behind :meth:`complete_and_claim`: two data-modifying CTEs, over
+        arrays when the batch holds several."""
+        ids, tokens, claims = (
+            [c.id for c in batch],
+            [c.token for c in batch],
+            [c.claim for c in batch],
+        )
+        common = {"worker": worker, "seconds": lease_seconds}
+        if len(batch) == 1:  # every call of a one-slot worker: plain parameters cost less
+            sql = _COMPLETE_AND_CLAIM_ONE
+            params = {
+                "id": ids[0],
+                "token": tokens[0],
+                "state": JobState.COMPLETED.value,
+                "result": batch[0].result,
+                "code": None,
+                "message": None,
+                "claim": claims[0],
+                **common,
+            }
+        else:
+            sql = _COMPLETE_AND_CLAIM_MANY
+            params = {
+                "ids": ids,
+                "tokens": tokens,
+                "results": [c.result for c in batch],
+                "claims": claims,
+                **common,
+            }
 
         async def work(db: Connection, retried: bool) -> tuple[set[str], dict[str, Job]]:
             if retried:  # all or none of the first try's changes committed
                 claimed = await _claimed_by(db, claims)
-                completed = await _completed_by(db, params)
+                completed = await _completed_by(db, ids, tokens)
                 if claimed or completed:
                     return completed, claimed
-            sql = _COMPLETE_AND_CLAIM_MANY if len(batch) > 1 else _COMPLETE_AND_CLAIM_ONE
             cursor = await db.execute(sql, params)
             rows = await cursor.fetchall()
             jobs = [_job(row) for row in rows if row["id"] is not None]
@@ -562,13 +573,15 @@ async def _claimed_by(db: Connection, tokens: builtins.list[str]) -> dict[str, J
     return {job.lease.token: job for job in jobs if job.lease is not None}
 
 
-async def _completed_by(db: Connection, params: dict[str, Any]) -> set[str]:
-    """Which of the jobs ``params["ids"]`` their leases ``params["tokens"]`` completed: a
-    retried complete-and-claim whose first try committed."""
+async def _completed_by(
+    db: Connection, ids: builtins.list[str], tokens: builtins.list[str]
+) -> set[str]:
+    """Which of the jobs ``ids`` their leases ``tokens`` completed: a retried
+    complete-and-claim whose first try committed."""
     cursor = await db.execute(
         "SELECT id FROM cesar_jobs JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) "
         "AS f (f_id, f_token) ON id = f_id AND last_token = f_token WHERE state = 'completed'",
-        params,
+        {"ids": ids, "tokens": tokens},
     )
     return {row["id"] for row in await cursor.fetchall()}
 
