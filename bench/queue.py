@@ -14,9 +14,10 @@ included. Stores alternate within each repeat.
 
 With ``--postgres URL`` (a database where this user may create others, e.g. the local
 server's ``postgresql://127.0.0.1:5432/test``), the same run also measures PostgreSQL with
-``--workers`` worker processes (default 1, 2 and 4) of ``--slots`` slots each (default 1),
-each count alternating with the others within a repeat; see ``bench/postgres_workers.py``
-for what is timed.
+``--workers`` worker processes (default 1, 2 and 4) of ``--slots`` slots each (default 1
+and 8: a worker's slots that finish together share a statement), each combination
+alternating with the others within a repeat; see ``bench/postgres_workers.py`` for what is
+timed.
 
     python bench/queue.py --jobs 5000 --repeats 3 --postgres postgresql://127.0.0.1:5432/test
 """
@@ -109,7 +110,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="worker slots")
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--slots", type=int, default=1, help="slots per PostgreSQL worker")
+    parser.add_argument(
+        "--slots", type=int, nargs="+", default=[1, 8], help="slots per PostgreSQL worker"
+    )
     parser.add_argument(
         "--inline-bytes",
         type=int,
@@ -119,21 +122,24 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
     args = parser.parse_args()
-    runs: dict[str, tuple[str, str, int, int]] = {}  # label: store, mode, workers, inline
+    # label: store, mode, workers, slots, inline
+    runs: dict[str, tuple[str, str, int, int, int]] = {}
     for inline in args.inline_bytes:
         suffix = "" if inline == DEFAULT_INLINE_AUDIO_BYTES else f" inline={inline}"
-        runs[f"memory{suffix}"] = ("memory", "", 1, inline)
-        runs[f"sqlite{suffix}"] = ("sqlite", "", 1, inline)
+        runs[f"memory{suffix}"] = ("memory", "", 1, 1, inline)
+        runs[f"sqlite{suffix}"] = ("sqlite", "", 1, 1, inline)
         if args.postgres:
-            for count in args.workers:
-                for mode in ("drain", "e2e"):
-                    runs[f"postgres {mode} {count}w{suffix}"] = ("postgres", mode, count, inline)
+            for slots in args.slots:
+                for count in args.workers:
+                    for mode in ("drain", "e2e"):
+                        label = f"postgres {mode} {count}w x {slots} slots{suffix}"
+                        runs[label] = ("postgres", mode, count, slots, inline)
     rates: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.repeats):
-        for label, (kind, mode, count, inline) in runs.items():
+        for label, (kind, mode, count, slots, inline) in runs.items():
             if kind == "postgres":
                 rate = postgres_workers.one_run(
-                    args.postgres, args.jobs, count, mode, inline, args.slots
+                    args.postgres, args.jobs, count, mode, inline, slots
                 )
             else:
                 rate = asyncio.run(
@@ -160,7 +166,7 @@ def main() -> None:
         )
     )
     for kind, row in results.items():
-        print(f"{kind:32} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
+        print(f"{kind:40} {row['median']:8.0f} jobs/s median, {row['max']:8.0f} best")
 
 
 if __name__ == "__main__":
