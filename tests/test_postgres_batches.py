@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from cesar_core.batch import Batcher
 from cesar_core.jobs import Job, JobState
 from cesar_core.testing import TRANSCRIPT, new_job
-from cesar_postgres.batch import Batcher
 from cesar_postgres.store import PostgresJobStore
 
 from .test_postgres import LostAnswers, run

@@ -23,6 +23,7 @@ from typing import Any
 from attrs import frozen
 from psycopg.types.json import Json
 
+from cesar_core.batch import Batcher
 from cesar_core.convert import from_dict, to_dict
 from cesar_core.jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from cesar_core.protocols import Page
@@ -30,7 +31,6 @@ from cesar_core.stores.common import decode_cursor, expired_error, page_of
 from cesar_core.transcript import TranscribeOptions, Transcript
 
 from . import CHANNEL
-from .batch import Batcher
 from .database import Connection, Database
 from .listen import Listener
 
@@ -325,13 +325,14 @@ class PostgresJobStore:
         self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
     ) -> tuple[bool, Job | None]:
         """Complete and claim in one statement; calls of one worker that arrive together
-        share it (see :mod:`cesar_postgres.batch`), so a worker with many slots pays one
+        share it (see :mod:`cesar_core.batch`), so a worker with many slots pays one
         round trip and one commit for several jobs."""
         key = (worker, lease_seconds)
         batcher = self._chains.get(key)
         if batcher is None:
             batcher = self._chains[key] = Batcher(
                 partial(self._complete_and_claim, worker, lease_seconds),
+                max_size=64,
                 abandoned=self._release_abandoned,
             )
         chained = _Chained(job_id, token, Json(to_dict(result)), uuid.uuid4().hex)

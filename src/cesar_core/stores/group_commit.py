@@ -15,11 +15,11 @@ at ``COMMIT``) reaches every write of the batch, none of which then took effect.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from ..batch import Batcher
 
 T = TypeVar("T")
 #: ``work(connection, *args)``, run on the connection's thread.
@@ -35,49 +35,22 @@ class GroupCommit:
 
     def __init__(self, run: Runner) -> None:
         self._run = run
-        self._pending: list[tuple[Work, tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batcher: Batcher[tuple[Work, tuple[Any, ...]], Outcome] = Batcher(self._flush)
 
     async def write(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work(connection, *args)`` in a write transaction, maybe with others."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((work, args, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        ok, value = await self._batcher.call((work, args))
+        if not ok:
+            raise value
+        return cast(T, value)
 
     async def drain(self) -> None:
         """Wait until every queued write is done (before the connection closes)."""
-        if self._flusher is not None:
-            with suppress(asyncio.CancelledError):
-                await asyncio.shield(self._flusher)
+        await self._batcher.drain()
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    outcomes = await self._run(run_batch, [(w, a) for w, a, _ in batch])
-                except Exception as exc:  # the transaction failed: every write with it
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                except BaseException:  # the flusher itself is cancelled (loop shutdown)
-                    self._pending[:0] = batch
-                    raise
-                for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if future.done():  # its caller gave up waiting; the write still happened
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            for _, _, future in self._pending:  # left only when cancelled
-                future.cancel()
-            self._pending = []
-            self._flusher = None
+    async def _flush(self, batch: list[tuple[Work, tuple[Any, ...]]]) -> list[Outcome]:
+        outcomes: list[Outcome] = await self._run(run_batch, batch)
+        return outcomes
 
 
 def run_batch(db: sqlite3.Connection, batch: list[tuple[Work, tuple[Any, ...]]]) -> list[Outcome]:

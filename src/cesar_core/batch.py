@@ -1,13 +1,11 @@
-"""Calls that arrive together share one statement: a round trip and a commit for many.
+"""Calls that arrive together go as one batch: one hand-off, round trip or commit for many.
 
-A worker with several slots finishes its short jobs at nearly the same moments, and each
-finish (complete this job, claim the next) is a round trip to PostgreSQL and a commit. On
-a busy server the per-statement cost (the round trip, parsing the reply, planning and
-committing on the server) outweighs the few rows each statement touches, so calls are
-queued, and whatever queued up while the previous batch was on its way goes in the next
-one, as one statement over arrays. A lone call goes at once, as it would alone: batches
-form only when calls would otherwise wait on each other, so nothing is held back on a
-timer.
+Stores use it where the cost of going to the database (a hand-off to SQLite's thread, a
+round trip to PostgreSQL, a commit) outweighs the work each call carries: calls are queued,
+and whatever queued up while the previous batch was on its way goes in the next one (the
+SQLite store's group commit; the PostgreSQL store's complete-and-claim over arrays). A
+lone call goes at once, as it would alone: batches form only when calls would otherwise
+wait on each other, so nothing is held back on a timer.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -28,7 +27,8 @@ Abandoned = Callable[[In, Out], Awaitable[None]]
 
 
 class Batcher(Generic[In, Out]):
-    """Queues calls and runs them ``flush``-ed together, at most ``max_size`` at a time.
+    """Queues calls and runs them ``flush``-ed together, at most ``max_size`` at a time
+    (``None``: all that are waiting).
 
     A failed batch (the statement, or retries through a lost connection, gave up) fails
     every call in it, none of which then took effect. A caller cancelled while its batch is
@@ -37,7 +37,11 @@ class Batcher(Generic[In, Out]):
     """
 
     def __init__(
-        self, flush: Flush[In, Out], *, max_size: int = 64, abandoned: Abandoned[In, Out] | None
+        self,
+        flush: Flush[In, Out],
+        *,
+        max_size: int | None = None,
+        abandoned: Abandoned[In, Out] | None = None,
     ) -> None:
         self._flush = flush
         self._max_size = max_size
@@ -53,11 +57,18 @@ class Batcher(Generic[In, Out]):
             self._flusher = asyncio.create_task(self._run())
         return await future
 
+    async def drain(self) -> None:
+        """Wait until every queued call is done (before what ``flush`` uses is closed)."""
+        if self._flusher is not None:
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(self._flusher)
+
     async def _run(self) -> None:
         try:
             while self._pending:
-                batch = self._pending[: self._max_size]
-                del self._pending[: self._max_size]
+                size = self._max_size or len(self._pending)
+                batch = self._pending[:size]
+                del self._pending[:size]
                 try:
                     results = await self._flush([item for item, _ in batch])
                 except Exception as exc:
