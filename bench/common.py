@@ -1,40 +1,54 @@
-"""Helpers shared by the benchmarks: long audio made from the fixtures, timing, statistics."""
+"""Helpers shared by the benchmarks: the fixtures' audio and texts, long speech, timing,
+statistics, ``cesar serve`` on a free port, and scratch PostgreSQL databases.
+
+The benchmarks import nothing from ``tests/`` (nor the tests from here): what both need,
+word error rates and long speech, lives in :mod:`cesar_core.evaluation`. The few lines
+below that resemble test helpers (a free port, waiting for ``/health``, a scratch
+database) are the benchmarks' own, so that neither side can break the other.
+
+Each benchmark is a script (``python bench/X.py``) that puts the repository root first on
+``sys.path`` and imports the others as ``bench.*``; no file here may be named like a
+module of the standard library or of a dependency.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
 import statistics
+import subprocess
+import sys
 import time
-import wave
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-import numpy as np
+import httpx
 
+from cesar_core import evaluation
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "data"  # the committed fixtures (read as data, never imported)
+REFERENCES: dict[str, str] = json.loads((DATA / "references.json").read_text())
+LONG_SPEECH = DATA / "long_en.opus"
+#: ``cesar serve`` in the interpreter running the benchmark.
+SERVE = [sys.executable, "-m", "cesar_cli", "serve"]
+wer = evaluation.wer
 
 
 def long_audio(minutes: float, directory: Path) -> Path:
     """A 16 kHz WAV of ``minutes`` of real speech: the long fixture repeated with pauses."""
-    target = directory / f"speech_{minutes:g}min.wav"
-    if target.exists():
-        return target
-    speech = load_audio(DATA / "long_en.opus")
-    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    unit = np.concatenate([speech, pause])
-    total = round(minutes * 60 * SAMPLE_RATE)
-    with wave.open(str(target), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        written = 0
-        while written < total:
-            piece = unit[: total - written]
-            out.writeframes((np.clip(piece, -1, 1) * 32767).astype("<i2").tobytes())
-            written += len(piece)
-    return target
+    return evaluation.long_audio(LONG_SPEECH, minutes, directory)
+
+
+def long_reference(minutes: float) -> str:
+    """The known text of :func:`long_audio` of ``minutes``."""
+    seconds = len(load_audio(LONG_SPEECH)) / SAMPLE_RATE
+    return evaluation.repeated_text(REFERENCES["long_en"], seconds, minutes)
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -45,3 +59,49 @@ def timed(function: Callable[[], object]) -> float:
 
 def summary(samples: list[float]) -> dict[str, float]:
     return {"min": min(samples), "median": statistics.median(samples), "n": len(samples)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(process: subprocess.Popen[Any], url: str, why_exited: Callable[[], str]) -> None:
+    """Return once the ``cesar serve`` at ``url`` answers ``/health``; fail if ``process``
+    exits first (saying ``why_exited()``) or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"cesar serve exited with {process.returncode}: {why_exited()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("cesar serve did not answer within 60 s")
+        time.sleep(0.1)
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str = "cesar_bench") -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url`` (a ``postgresql://`` URL),
+    dropped when the block ends; yields its URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(
+            f"PostgreSQL at {admin_url} is not reachable ({exc}); start it, or pass the URL "
+            "of a server where this user may create databases."
+        ) from None
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,14 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.conftest import REFERENCES, wer
-
-from cesar_core import TranscribeOptions, WhisperTranscriber
-from common import DATA, summary, timed
+from bench.common import DATA, REFERENCES, summary, timed, wer
+from cesar_core import Settings, TranscribeOptions, WhisperTranscriber
 
 CONFIGS = {
     "tiny.en int8 1 thread": TranscribeOptions(model="tiny.en", compute_type="int8", cpu_threads=1),
@@ -38,11 +36,13 @@ FILES = {"speech_en": DATA / "speech_en.wav", "long_en": DATA / "long_en.opus"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/models.json"))
     args = parser.parse_args()
-    transcriber = WhisperTranscriber()
+    transcriber = WhisperTranscriber(Settings.load())
     errors: dict[str, dict[str, float]] = {}
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     for name, options in CONFIGS.items():  # warm every model, record accuracy

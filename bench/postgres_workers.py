@@ -1,8 +1,11 @@
-"""No-op jobs per second on PostgreSQL with several worker processes (used by queue.py).
+"""No-op jobs per second on PostgreSQL with several worker processes.
 
-Each worker is its own process (``tests/worker_process.py``: a real ``Worker`` with one
-slot unless told otherwise, the no-op transcriber) on the PostgreSQL store *and* storage,
-as nodes that share nothing but the database run. Two figures per worker count:
+    python bench/postgres_workers.py --postgres postgresql://127.0.0.1:5432/test --jobs 5000
+
+(``bench/jobqueue.py --postgres URL`` runs the same, alternating with its other runs.)
+Each worker is its own ``cesar worker`` process (``bench/noop_worker.py``: the real command
+with the no-op transcriber, one slot unless told otherwise) on the PostgreSQL store *and*
+storage, as nodes that share nothing but the database run. Two figures per worker count:
 
 - **drain**: the workers are started and paused (SIGSTOP), the jobs submitted, the workers
   resumed, and the clock runs until the last job is completed: the rate of the workers
@@ -13,62 +16,54 @@ as nodes that share nothing but the database run. Two figures per worker count:
   the last completion.
 
 The 1 KiB goes inline with its job unless ``inline_bytes`` is 0 (then to the blob tables).
+Each run has a database of its own, created on the server of the ``--postgres`` URL (this
+user must be allowed to create databases) and dropped afterwards.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import os
 import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from tests.postgres_helpers import scratch_database
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import psycopg
+
+from bench import noop_worker
+from bench.common import scratch_database
 from cesar_core.service import JobService
+from cesar_core.settings import DEFAULT_INLINE_AUDIO_BYTES
 from cesar_postgres.blobs import PostgresStorage
 from cesar_postgres.store import PostgresJobStore
 
-ROOT = Path(__file__).resolve().parent.parent
 AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
 SUBMITTERS = 8
 
 
 def start_workers(url: str, count: int, slots: int = 1) -> list[subprocess.Popen[bytes]]:
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "worker_process.py"),
-                "--store",
-                url,
-                "--storage",
-                url,
-                "--transcriber",
-                "noop",
-                "--poll",
-                "0.5",
-                "--sweep",
-                "5",
-                "--heartbeat",
-                "5",
-                "--name",
-                f"bench{n}",
-                "--concurrency",
-                str(slots),
-            ],
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    logs = Path(tempfile.mkdtemp(prefix="cesar-bench-workers-"))
+    return [
+        noop_worker.start(
+            url,
+            url,
+            logs / f"bench{n}.log",
+            "--transcriber",
+            "noop",
+            "--name",
+            f"bench{n}",
+            "--concurrency",
+            str(slots),
         )
         for n in range(count)
     ]
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == b"ready"
-    return workers
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -115,7 +110,7 @@ def one_run(
 ) -> float:
     """Jobs per second for ``workers`` processes of ``slots`` slots each in ``mode``
     (``drain`` or ``e2e``)."""
-    with scratch_database("cesar_bench", admin_url) as url:
+    with scratch_database(admin_url) as url:
         asyncio.run(_open_close(url))  # tables exist before workers race to create them
         processes = start_workers(url, workers, slots)
         try:
@@ -145,3 +140,43 @@ async def _submit_while_waiting(url: str, jobs: int, inline_bytes: int) -> None:
 async def _open_close(url: str) -> None:
     await (await PostgresJobStore.open(url)).close()
     await (await PostgresStorage.open(url)).close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default="postgresql://127.0.0.1:5432/test",
+        help="a database on the server to use (default: %(default)s)",
+    )
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--slots", type=int, nargs="+", default=[1, 8], help="slots per worker")
+    parser.add_argument("--modes", nargs="+", choices=["drain", "e2e"], default=["drain", "e2e"])
+    parser.add_argument(
+        "--inline-bytes",
+        type=int,
+        default=DEFAULT_INLINE_AUDIO_BYTES,
+        help="uploads up to this size stay with their job; 0: all to the blob tables",
+    )
+    args = parser.parse_args()
+    runs = [(s, w, m) for s in args.slots for w in args.workers for m in args.modes]
+    rates: dict[tuple[int, int, str], list[float]] = {run: [] for run in runs}
+    for _ in range(args.repeats):
+        for slots, workers, mode in runs:
+            rate = one_run(args.postgres, args.jobs, workers, mode, args.inline_bytes, slots)
+            rates[(slots, workers, mode)].append(rate)
+            print(f"{mode} {workers}w x {slots} slots: {rate:.0f} jobs/s", flush=True)
+    for (slots, workers, mode), found in rates.items():
+        print(
+            f"{mode:5} {workers}w x {slots} slots {statistics.median(found):8.0f} jobs/s median, "
+            f"{max(found):8.0f} best"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -19,10 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import long_audio, summary, timed
+from bench.common import ROOT, long_audio, summary, timed
 
 SETTINGS = {"compute_type": "int8", "cpu_threads": 1, "beam_size": 5}
 
@@ -72,8 +73,8 @@ def peak_rss(kind: str, audio: Path) -> float:
     # so the child reads its own high-water mark, VmHWM, which starts afresh at exec.
     code = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
-import transcribe as bench
+sys.path.insert(0, {str(ROOT)!r})
+from bench import transcribe as bench
 from pathlib import Path
 audio = Path({str(audio)!r})
 if {kind!r} == "raw":
@@ -117,7 +118,9 @@ def timing(audio: Path, minutes: float, repeats: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=1.0, help="audio length for timing")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[1.0, 30.0])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -19,31 +18,26 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.conftest import REFERENCES, wer
-
-import transcribe as bench
+from bench import transcribe as bench
+from bench.common import long_audio, long_reference, wer
 from cesar_core.transcription import windows
-from common import ROOT, long_audio
-
-PAUSE_S = 1.0  # common.long_audio puts this much silence between repetitions
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--windows", type=float, nargs="+", default=[60.0, 120.0, 300.0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/windows.json"))
     args = parser.parse_args()
     audio = long_audio(args.minutes, Path(tempfile.mkdtemp(prefix="cesar-bench-")))
-    from cesar_core.transcription.audio import load_audio
-
-    unit = len(load_audio(ROOT / "tests/data/long_en.opus")) / 16000 + PAUSE_S
-    reference = " ".join([REFERENCES["long_en"]] * math.ceil(args.minutes * 60 / unit))
+    reference = long_reference(args.minutes)
     model = bench.raw_model()
     contenders: dict[str, object] = {"raw": None, **{f"{w:g}s": w for w in args.windows}}
     seconds: dict[str, list[float]] = {name: [] for name in contenders}

@@ -14,13 +14,13 @@ import httpx
 import pytest
 import srt
 import webvtt
-from bench.common import long_audio
 
 from cesar_core.jobs import Job, JobState
 
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for
 from .queue_helpers import open_service, run
+from .speech_helpers import long_audio
 from .test_urls import server  # noqa: F401  (the fixture serving test audio)
 
 KEY = "a-test-key"

@@ -1,7 +1,7 @@
 """The HTTP API: poll latency during a long job, server memory during a big upload, and
 submit-to-completed time against raw faster-whisper. One run measures all three.
 
-    python bench/http.py --repeats 3 [--minutes 10 --upload-gib 1.0 --poll-ms 50]
+    python bench/http_api.py --repeats 3 [--minutes 10 --upload-gib 1.0 --poll-ms 50]
 
 Real ``cesar serve`` processes on loopback ports, driven by httpx from this process;
 tiny.en, int8, 1 CPU thread, beam 5 everywhere.
@@ -45,21 +45,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-# This file is named like the standard library's ``http`` (which httpx imports): keep its
-# folder off the path, and import the other benchmarks' helpers as ``bench.*``.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx
 import numpy as np
-from tests.conftest import REFERENCES, wer
-from tests.http_helpers import SERVE, free_port, wait_healthy
 
-from bench.common import DATA, long_audio, summary
+from bench.common import (
+    DATA,
+    SERVE,
+    free_port,
+    long_audio,
+    long_reference,
+    summary,
+    wait_healthy,
+    wer,
+)
 from cesar_core import default_transcriber
-from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
+from cesar_core.transcription.audio import SAMPLE_RATE
 from cesar_core.transcription.windows import FALLBACK_TEMPERATURES
 
 #: What every HTTP job asks for (beam 5 and tiny.en are also the defaults).
@@ -76,7 +80,6 @@ RAW_OPTIONS = {
 }
 WARM_UP = DATA / "speech_en.wav"
 TERMINAL = ("completed", "error", "cancelled")
-PAUSE_S = 1.0  # common.long_audio puts this much silence between repetitions
 RSS_EVERY_S = 0.05
 #: Polls of the idle server (after the warm-up job), for comparison with the busy ones.
 IDLE_POLLS = 200
@@ -306,7 +309,9 @@ def seconds_between(job: dict[str, object], first: str, last: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the speech")
     parser.add_argument("--upload-gib", type=float, default=1.0, help="size of the upload")
     parser.add_argument("--repeats", type=int, default=3)
@@ -317,8 +322,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cesar-bench-http-"))
     log = work / "serve.log"
     audio = long_audio(args.minutes, work)
-    unit = len(load_audio(DATA / "long_en.opus")) / SAMPLE_RATE + PAUSE_S
-    reference = " ".join([REFERENCES["long_en"]] * int(np.ceil(args.minutes * 60 / unit)))
+    reference = long_reference(args.minutes)
     exits: list[int] = []
 
     from faster_whisper import WhisperModel

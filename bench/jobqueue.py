@@ -1,6 +1,6 @@
 """Jobs per second through the queue with a no-op transcriber, one process.
 
-    python bench/queue.py --jobs 5000 --repeats 3 [--submitters 8 --concurrency 4]
+    python bench/jobqueue.py --jobs 5000 --repeats 3 [--submitters 8 --concurrency 4]
 
 Each run submits ``--jobs`` jobs through ``JobService.submit_file`` (1 KiB of audio, kept
 inline with its job, which is created) and completes them with one ``Worker`` (claim, run
@@ -19,7 +19,7 @@ and 8: a worker's slots that finish together share a statement), each combinatio
 alternating with the others within a repeat; see ``bench/postgres_workers.py`` for what is
 timed.
 
-    python bench/queue.py --jobs 5000 --repeats 3 --postgres postgresql://127.0.0.1:5432/test
+    python bench/jobqueue.py --jobs 5000 --repeats 3 --postgres postgresql://127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -34,15 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# This file is named like the standard library's ``queue``: keep its folder off the path so
-# that ``import queue`` (used by CTranslate2) finds the real one.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from tests.worker_process import NoopTranscriber
-
-from bench import postgres_workers
+from bench.noop_worker import NoopTranscriber
 from cesar_core.protocols import JobStore
 from cesar_core.service import JobService
 from cesar_core.settings import DEFAULT_INLINE_AUDIO_BYTES
@@ -103,7 +98,9 @@ async def one_run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--submitters", type=int, default=1, help="concurrent submitters")
@@ -120,7 +117,7 @@ def main() -> None:
         default=[DEFAULT_INLINE_AUDIO_BYTES],
         help="uploads up to this size stay with their job; 0: all to storage",
     )
-    parser.add_argument("--out", type=Path, default=Path("bench/results/queue.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/jobqueue.json"))
     args = parser.parse_args()
     # label: store, mode, workers, slots, inline
     runs: dict[str, tuple[str, str, int, int, int]] = {}
@@ -138,6 +135,8 @@ def main() -> None:
     for _ in range(args.repeats):
         for label, (kind, mode, count, slots, inline) in runs.items():
             if kind == "postgres":
+                from bench import postgres_workers  # psycopg: only with --postgres
+
                 rate = postgres_workers.one_run(
                     args.postgres, args.jobs, count, mode, inline, slots
                 )

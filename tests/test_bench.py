@@ -1,0 +1,140 @@
+"""The benchmarks run as docs/performance.md shows them: each answers ``--help`` as a fresh
+process started the documented way (``python bench/X.py`` from the repository root), and
+the ones that can finish in seconds do a small real run.
+
+A benchmark that shadows a module of the standard library or imports from ``tests/``
+fails here, not on the day someone wants its figures.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if p.name not in ("__init__.py", "common.py"))
+
+
+def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+    )
+
+
+def test_every_benchmark_is_covered() -> None:
+    assert SCRIPTS == [
+        "chaos.py",
+        "http_api.py",
+        "jobqueue.py",
+        "models.py",
+        "noop_worker.py",
+        "postgres_workers.py",
+        "transcribe.py",
+        "windows.py",
+    ]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(script: str) -> None:
+    result = bench(f"bench/{script}", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout.lower()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_no_benchmark_imports_the_tests(script: str) -> None:
+    tree = ast.parse((BENCH / script).read_text())
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name and name.split(".")[0] == "tests"]
+
+
+def test_no_test_imports_the_benchmarks() -> None:
+    for path in Path(__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[0] != "bench", path.name
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] != "bench" for a in node.names), path.name
+
+
+def test_no_benchmark_is_named_like_a_standard_module() -> None:
+    assert not {Path(s).stem for s in SCRIPTS} & sys.stdlib_module_names
+
+
+def test_jobqueue_small_run(tmp_path: Path) -> None:
+    out = tmp_path / "queue.json"
+    result = bench("bench/jobqueue.py", "--jobs", "50", "--repeats", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rates = json.loads(out.read_text())["jobs_per_s"]
+    assert set(rates) == {"memory", "sqlite"}
+    assert all(row["median"] > 0 for row in rates.values())
+
+
+def test_postgres_workers_small_run(postgres_url: str) -> None:
+    result = bench(
+        "bench/postgres_workers.py",
+        "--postgres",
+        postgres_url,
+        "--jobs",
+        "30",
+        "--repeats",
+        "1",
+        "--workers",
+        "1",
+        "--slots",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "drain 1w x 2 slots: " in result.stdout
+    assert "e2e 1w x 2 slots: " in result.stdout
+
+
+def test_chaos_small_run_on_both_stores(postgres_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "chaos.json"
+    result = bench(
+        "bench/chaos.py",
+        "--jobs",
+        "30",
+        "--postgres",
+        postgres_url,
+        "--workers",
+        "2",
+        "--job-seconds",
+        "0.3",
+        "--kill-every",
+        "0.3",
+        "0.6",
+        "--lease",
+        "1",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = json.loads(out.read_text())["results"]
+    assert [run["store"] for run in runs] == ["sqlite", "postgres"]
+    for run in runs:
+        assert run["completed"] == run["submitted"] == 30
+        assert run["lost"] == run["completed twice"] == 0
+        assert run["workers killed"] >= 1  # the run did what it says
