@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import click
 
 from cesar_cli.transcribe import transcribe
 from cesar_core import hookspecs
+from cesar_core.settings import Settings
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -21,18 +24,64 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
 
 
-def test_every_hook_is_documented() -> None:
-    hooks = [
+def hook_names() -> list[str]:
+    return [
         name
         for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
         if name.startswith("cesar_")
     ]
+
+
+def section(page: str, heading: str) -> str:
+    """The text under ``heading`` (a whole line), up to the next heading of any level."""
+    start = page.index(f"\n{heading}\n") + len(heading) + 2
+    following = re.search(r"^#{1,6} ", page[start:], flags=re.MULTILINE)
+    return page[start : start + following.start()] if following else page[start:]
+
+
+def documented_parameters(text: str, name: str) -> list[str] | None:
+    """The parameter names of the first ``def name(...)`` in the ``python`` blocks of
+    ``text``; None when there is none."""
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                arguments = node.args
+                every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+                return [argument.arg for argument in every]
+    return None
+
+
+def test_every_hook_is_documented() -> None:
+    hooks = hook_names()
     assert hooks
     page = (DOCS / "plugins.md").read_text()
     missing = [name for name in hooks if f"### `{name}`" not in page]
     assert not missing, f"hooks without a section in docs/plugins.md: {missing}"
     for name in hooks:
         assert getattr(hookspecs, name).__doc__, f"{name} has no docstring"
+
+
+def test_every_hook_signature_is_documented_as_declared() -> None:
+    """The ``def`` under each hook's heading names the parameters pluggy passes: a plugin
+    written from the docs with a misspelt or missing one would never be called right."""
+    page = (DOCS / "plugins.md").read_text()
+    wrong = {}
+    for name in hook_names():
+        declared = list(inspect.signature(getattr(hookspecs, name)).parameters)
+        documented = documented_parameters(section(page, f"### `{name}`"), name)
+        if documented != declared:
+            wrong[name] = f"docs: {documented}, hookspecs.py: {declared}"
+    assert not wrong, f"hook signatures in docs/plugins.md differ from hookspecs.py: {wrong}"
+
+
+def test_every_setting_is_documented() -> None:
+    """Every field of ``Settings``, read from the class itself so that a new one is caught,
+    has a row in docs/settings.md's table with its environment variable."""
+    page = (DOCS / "settings.md").read_text()
+    names = [field.name for field in attrs.fields(Settings)]
+    assert len(names) > 10
+    missing = [name for name in names if f"| `{name}` | `CESAR_{name.upper()}` |" not in page]
+    assert not missing, f"settings without a row in docs/settings.md: {missing}"
 
 
 def test_every_transcribe_option_is_documented() -> None:
