@@ -4,8 +4,11 @@ would share them)."""
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -58,15 +61,38 @@ def test_paused_worker_cannot_complete_after_takeover(site: Site, data: Path) ->
     other = start_worker(site, "--transcriber", "slow:0.2", "--lease", "30", "--name", "other")
     done = eventually(lambda: (j := state_of(site, job_id)).state.terminal and j, timeout=20)
     paused.send_signal(signal.SIGCONT)
-    time.sleep(2.5)  # the paused worker wakes up, finishes its copy and tries to complete
+    # The paused worker wakes up and finds it lost the job: its heartbeat is refused (it
+    # stops the job) or, when its copy finished first, its completion is.
+    lost = rf"job {job_id} (was cancelled or taken over|finished after its lease was lost)"
+    seen = wait_for_line(paused, lost)
+    output = seen + stop(paused) + stop(other)
     final = state_of(site, job_id)
-    output = stop(paused) + stop(other)
     assert isinstance(done, Job)
     assert final.state is JobState.COMPLETED
     assert final.result is not None
     assert final.result.text == "other"  # the stale worker's result never landed
     assert final.completed_at == done.completed_at
     assert "database is locked" not in output
+
+
+def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 20) -> str:
+    """What ``process`` wrote on stderr up to a line matching ``pattern``; fails, showing
+    what it did write, when no such line comes within ``timeout`` seconds. Reads the raw
+    pipe, so that ``stop`` (``communicate``) still gets everything after it."""
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, seen):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        chunk = os.read(fd, 65536).decode(errors="replace") if ready else ""
+        if not chunk:  # out of time, or the process closed its stderr
+            raise AssertionError(
+                f"no line matching {pattern!r} within {timeout} s; the process wrote:\n{seen}"
+            )
+        seen += chunk
+    return seen
 
 
 def stored(root: Site, found: list[Job]) -> list[str]:

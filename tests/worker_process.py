@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -20,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cesar_core import Transcript, WhisperTranscriber
+from cesar_core import Settings, Transcript, WhisperTranscriber
+from cesar_core.plugins import make_manager
 from cesar_core.storage import open_storage
 from cesar_core.stores import open_store
 from cesar_core.worker import Worker, WorkerConfig
@@ -67,7 +69,7 @@ def make_transcriber(spec: str, name: str) -> Any:
     if spec == "poison":
         return PoisonTranscriber()
     if spec == "whisper":
-        return WhisperTranscriber()
+        return WhisperTranscriber(Settings.load())
     raise SystemExit(f"unknown transcriber {spec}")
 
 
@@ -85,8 +87,14 @@ async def main() -> None:
     parser.add_argument("--poll", type=float, default=0.05)
     parser.add_argument("--until-idle", action="store_true")
     args = parser.parse_args()
-    store = await open_store(args.store)
-    storage = await open_storage(args.storage)
+    # The worker's decisions (a job taken over, handed back, leases swept) on stderr, where
+    # a test can wait for the one it needs; other loggers keep Python's default (warnings).
+    decisions = logging.StreamHandler()
+    logging.getLogger("cesar_core.worker").addHandler(decisions)
+    logging.getLogger("cesar_core.worker").setLevel(logging.INFO)
+    manager = make_manager({})
+    store = await open_store(args.store, manager)
+    storage = await open_storage(args.storage, manager)
     worker = Worker(
         store,
         storage,
