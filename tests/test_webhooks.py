@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,18 @@ from standardwebhooks.webhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as ThirdPartyError
 
 from cesar_core import EmptyAudioError, InvalidOptionsError, Settings, hookimpl
-from cesar_core.events import JobEvent, JobEvents
+from cesar_core.events import JobEvent, JobEvents, JobEventType
 from cesar_core.fetch import FetchPolicy, UrlRefusedError
 from cesar_core.jobs import DeliveryStatus, Job, JobState, NewJob
 from cesar_core.plugins import make_manager
 from cesar_core.service import JobService
 from cesar_core.storage.local import LocalStorage
 from cesar_core.stores.sqlite import SQLiteJobStore
-from cesar_core.webhooks import WebhookVerificationError, sign, verify
+from cesar_core.webhooks import WebhookPolicy, WebhookVerificationError, deliver, sign, verify
 from cesar_core.worker import Worker, WorkerConfig
 
 from .queue_helpers import work_until_finished
+from .test_url_guard import FakeDNS, dns  # noqa: F401  (the resolver fixture)
 from .worker_process import NoopTranscriber, SlowTranscriber
 
 SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
@@ -463,3 +465,36 @@ def test_drain_gives_up_on_a_hung_delivery(tmp_path: Path, receiver: Receiver) -
 def test_unusable_secrets_are_refused_at_start(tmp_path: Path, secret: str) -> None:
     with pytest.raises(InvalidOptionsError, match="webhook_secret is not usable"):
         Settings(data_dir=tmp_path, webhook_secret=secret)
+
+
+def test_a_signature_with_non_ascii_characters_is_refused_cleanly() -> None:
+    body = b"{}"
+    for signature in ("v1,é", "v1,\u200b", "é"):
+        headers = {"webhook-id": "msg_1", "webhook-timestamp": "1614265330"}
+        with pytest.raises(WebhookVerificationError, match="does not match"):
+            verify(
+                "plain secret", {**headers, "webhook-signature": signature}, body, now=1614265330
+            )
+
+
+def test_a_receiver_name_rebound_to_loopback_is_never_posted_to(
+    dns: FakeDNS,  # noqa: F811
+    receiver: Receiver,
+) -> None:
+    """The name answers a public address to the check and loopback afterwards: the
+    request goes to the address that was checked, or nowhere."""
+    port = receiver.url.rsplit(":", 1)[1]
+    dns.answers["hooks.test"] = [["2001:4860:4860::8888"], ["127.0.0.1"]]
+    event = JobEvent(
+        id="j1.completed",
+        type=JobEventType.COMPLETED,
+        job_id="j1",
+        state=JobState.COMPLETED,
+        occurred_at=datetime.now(UTC),
+        webhook_url=f"http://hooks.test:{port}/ok",
+    )
+    policy = WebhookPolicy(max_attempts=1, timeout_seconds=1.0)
+    delivery = asyncio.run(deliver(event, policy))
+    assert delivery.status is DeliveryStatus.FAILED
+    assert receiver.requests == []
+    assert dns.asked == ["hooks.test"]

@@ -1,23 +1,51 @@
-"""Fetching audio from a URL: streamed, capped, timed out, and never into private networks.
+"""Fetching audio from a URL: streamed, capped, timed, and never into private networks.
 
 A transcription server that fetches URLs on request is an open door to the machines behind
 it (server-side request forgery). Every URL, and every redirect it leads to, is resolved
-first and refused when any of its addresses is loopback, private, link-local, reserved or
-multicast, unless the operator allows private addresses.
+and refused when any of its addresses is loopback, private, link-local, reserved or
+multicast, unless the operator allows private addresses. An IPv6 address that carries an
+IPv4 one (IPv4-mapped, IPv4-compatible, 6to4, NAT64) is judged by the IPv4 address inside,
+since that is where the packets end up.
+
+The check and the connection use one answer: the connection goes to the address that was
+checked (see :mod:`cesar_core.guarded_http`), so a name that answers a public address first
+and a loopback one next (DNS rebinding) gets nowhere.
+
+A download also has an overall deadline and a minimum rate, and stops when its caller says
+so: a server that sends a byte now and then must not hold a worker slot forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
 
 from attrs import frozen
 
 from .errors import CesarError, InvalidOptionsError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
+
+#: How often a waiting download asks its caller whether to stop.
+STOP_POLL_SECONDS = 0.1
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: Local-use NAT64 (RFC 8215): the translator is on the operator's own network.
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+#: IPv4-compatible addresses (deprecated, but still routed by some stacks).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+#: Query parameters whose values :func:`redact` hides, matched word by word in the name
+#: (``X-Amz-Signature``, ``api_key``, ``access_token``...).
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "pwd", "token", "key", "apikey", "secret", "signature", "sig"}
+    | {"credential", "credentials", "auth", "authorization", "session"}
+)
 
 
 class UrlRefusedError(InvalidOptionsError):
@@ -45,14 +73,44 @@ class DownloadRejectedError(CesarError):
     code = "download_rejected"
 
 
+class DownloadStopped(Exception):
+    """The caller's ``stop`` check turned true: the job was cancelled or deleted, or its
+    worker is stopping. Not an error of the download: the caller decides what follows."""
+
+
 @frozen(kw_only=True)
 class FetchPolicy:
-    """Limits on fetching audio from URLs."""
+    """Limits on fetching audio from URLs (and on where webhooks may go)."""
 
     max_bytes: int = 2 * 1024**3
+    #: The longest wait for a connection or for the next bytes.
     timeout_seconds: float = 30.0
+    #: The whole download, redirects included (``download_timeout_seconds``).
+    deadline_seconds: float = 900.0
+    #: After ``rate_grace_seconds``, the average rate since the start must stay at least
+    #: this (``download_min_bytes_per_second``); 0 turns the check off.
+    min_bytes_per_second: float = 1024.0
+    rate_grace_seconds: float = 30.0
     max_redirects: int = 5
+    #: Longer URLs are refused before anything else is looked at (``max_url_length``).
+    max_url_length: int = 8192
     allow_private: bool = False
+
+
+def redact(url: str) -> str:
+    """``url`` fit to print or log: a password in it, and the values of query parameters
+    named like secrets (``password``, ``token``, ``api_key``, ``X-Amz-Signature``...), are
+    replaced by ``***``. Never raises, whatever the text."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@", lambda m: f"{m[1]}***@", url)
+    head, mark, rest = url.partition("?")
+    if not mark:
+        return url
+
+    def hide(match: re.Match[str]) -> str:
+        words = set(re.split(r"[-_.\s]+", unquote_plus(match[2]).lower()))
+        return f"{match[1]}{match[2]}=***" if words & _SECRET_WORDS and match[3] else match[0]
+
+    return head + mark + re.sub(r"(^|[&;])([^=&;#]*)=([^&;#]*)", hide, rest)
 
 
 def url_filename(url: str) -> str | None:
@@ -61,67 +119,214 @@ def url_filename(url: str) -> str | None:
     return name or None
 
 
-def check_url(url: str, policy: FetchPolicy) -> None:
-    """Refuse URLs that are not http(s), or whose host resolves to a private address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def _shown(url: str) -> str:
+    shown = redact(url)
+    return repr(shown if len(shown) <= 200 else shown[:200] + "...")
+
+
+def parse_url(url: str, policy: FetchPolicy) -> tuple[str, int]:
+    """The host and port of ``url``; :class:`UrlRefusedError` for anything that is not a
+    well-formed http(s) URL within ``max_url_length``. Resolves nothing."""
+    if len(url) > policy.max_url_length:
         raise UrlRefusedError(
-            f"{url!r} is not an http or https URL.", hint="Pass a URL such as https://host/a.mp3"
+            f"The URL is {len(url):,} characters long; the limit is {policy.max_url_length:,}.",
+            hint="Use a shorter URL, or raise max_url_length.",
         )
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnresolvableHostError(
-            f"The host of {url!r} cannot be resolved ({exc}).", hint="Check the URL."
+        if re.search(r"[\x00-\x1f\x7f]", url):
+            raise ValueError("it contains control characters")
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+        if re.search(r"\s", parts.netloc):
+            raise ValueError("its host contains spaces")
+        if port == 0:
+            raise ValueError("port 0")
+    except ValueError as exc:
+        raise UrlRefusedError(
+            f"{_shown(url)} is not a valid URL ({exc}).",
+            hint="Check the host, and the port (1 to 65535); IPv6 hosts go in brackets.",
         ) from None
-    if policy.allow_private:
-        return
+    if parts.scheme not in ("http", "https") or not host:
+        raise UrlRefusedError(
+            f"{_shown(url)} is not an http or https URL.",
+            hint="Pass a URL such as https://host/a.mp3",
+        )
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries, if it is one of the forms that reach it:
+    IPv4-mapped, IPv4-compatible, 6to4 or NAT64 (64:ff9b::/96)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address: IPAddress) -> bool:
+    """Whether Cesar may connect to ``address`` without ``allow_private``: a global unicast
+    address, judged by the IPv4 address inside when it carries one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL or address.is_site_local:
+            return False
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return is_public(inner)
+    return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+def vetted_addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    """Resolve ``host`` once and return its addresses, all of them allowed by ``policy``.
+
+    Raises :class:`UnresolvableHostError` when the name does not resolve, and
+    :class:`UrlRefusedError` when any address is private or local (one bad address is
+    enough: which one a client connects to is not ours to predict).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise UnresolvableHostError(
+            f"The host {host!r} cannot be resolved ({exc}).", hint="Check the URL."
+        ) from None
+    found: dict[IPAddress, None] = {}
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UrlRefusedError(
-                f"{url!r} resolves to {address}, a private or local address; Cesar does not "
-                "fetch from those.",
-                hint="To fetch from your own network, set CESAR_ALLOW_PRIVATE_URLS=1 on the "
-                "API nodes and workers.",
+        if info[0] in (socket.AF_INET, socket.AF_INET6):
+            found[ipaddress.ip_address(info[4][0])] = None
+    if not found:
+        raise UnresolvableHostError(
+            f"The host {host!r} cannot be resolved (no IP address).", hint="Check the URL."
+        )
+    if not policy.allow_private:
+        for address in found:
+            if not is_public(address):
+                raise UrlRefusedError(
+                    f"{host!r} resolves to {address}, a private or local address; Cesar "
+                    "does not fetch from those.",
+                    hint="To fetch from your own network, set CESAR_ALLOW_PRIVATE_URLS=1 on "
+                    "the API nodes and workers.",
+                )
+    return [str(address) for address in found]
+
+
+def check_url(url: str, policy: FetchPolicy) -> None:
+    """Refuse URLs that are malformed, not http(s), or whose host resolves to a private
+    address: the early answer at submission. The connection is checked again when made."""
+    host, port = parse_url(url, policy)
+    try:
+        vetted_addresses(host, port, policy)
+    except UrlRefusedError as exc:
+        raise type(exc)(f"{_shown(url)}: {exc}", hint=exc.hint) from None
+
+
+class _Clock:
+    """The overall deadline, the minimum rate and the caller's stop check of one download."""
+
+    def __init__(self, url: str, policy: FetchPolicy, stop: Callable[[], bool] | None) -> None:
+        self.url, self.policy, self.stop = url, policy, stop
+        self.started = time.monotonic()
+
+    def check(self, received: int) -> None:
+        if self.stop is not None and self.stop():
+            raise DownloadStopped
+        policy, elapsed = self.policy, time.monotonic() - self.started
+        if elapsed >= policy.deadline_seconds:
+            raise DownloadError(
+                f"{_shown(self.url)} did not finish within {policy.deadline_seconds:g} s "
+                f"({received:,} bytes received).",
+                hint="Raise download_timeout_seconds for large files or slow servers.",
+            )
+        rate = policy.min_bytes_per_second
+        if rate > 0 and elapsed >= policy.rate_grace_seconds and received < rate * elapsed:
+            raise DownloadError(
+                f"{_shown(self.url)} arrived slower than {rate:,g} bytes/s "
+                f"({received:,} bytes in {elapsed:.1f} s).",
+                hint="Lower download_min_bytes_per_second for slow servers (0 turns it off).",
             )
 
+    def next_check(self, received: int) -> float:
+        """Seconds until :meth:`check` could fail if nothing more arrives."""
+        policy = self.policy
+        at = self.started + policy.deadline_seconds
+        if policy.min_bytes_per_second > 0:
+            starved = max(policy.rate_grace_seconds, received / policy.min_bytes_per_second)
+            at = min(at, self.started + starved)
+        wait = at - time.monotonic()
+        return min(wait, STOP_POLL_SECONDS) if self.stop is not None else wait
 
-async def download(url: str, policy: FetchPolicy) -> AsyncIterator[bytes]:
+    async def within(self, step: Awaitable[T], received: int) -> T:
+        """Await ``step``, but no longer than the deadline, the rate or the caller allow."""
+        task = asyncio.ensure_future(step)
+        try:
+            while True:
+                self.check(received)
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, self.next_check(received)))
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(chunks, None)
+
+
+async def download(
+    url: str, policy: FetchPolicy, *, stop: Callable[[], bool] | None = None
+) -> AsyncGenerator[bytes, None]:
     """Yield the body of ``url`` in chunks, following at most ``max_redirects`` redirects.
 
-    Each redirect target is checked like the original URL. The size is capped while the body
-    streams, whatever the server announced.
+    Each redirect target is checked like the original URL, when its connection is made.
+    The size is capped while the body streams, whatever the server announced. Raises
+    :class:`DownloadStopped` soon after ``stop()`` turns true (it is asked every
+    :data:`STOP_POLL_SECONDS` while the download waits).
     """
     import httpx  # imported here: httpx pulls in click and rich when they are installed
 
-    timeout = httpx.Timeout(policy.timeout_seconds)
-    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
+    from .guarded_http import guarded_client
+
+    clock = _Clock(url, policy, stop)
+    async with guarded_client(policy, policy.timeout_seconds) as client:
         for _ in range(policy.max_redirects + 1):
-            await asyncio.to_thread(check_url, url, policy)
+            parse_url(url, policy)
             try:
-                async with client.stream("GET", url) as response:
+                request = client.build_request("GET", url)
+                response = await clock.within(client.send(request, stream=True), 0)
+                try:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
                     _check_status(url, response)
                     received = 0
-                    async for chunk in response.aiter_bytes():
+                    chunks = response.aiter_bytes()
+                    while (chunk := await clock.within(_next_chunk(chunks), received)) is not None:
                         received += len(chunk)
                         if received > policy.max_bytes:
                             raise DownloadRejectedError(
-                                f"{url} is larger than the limit of {policy.max_bytes:,} bytes.",
+                                f"{_shown(url)} is larger than the limit of "
+                                f"{policy.max_bytes:,} bytes.",
                                 hint="Raise max_download_bytes, or send a smaller file.",
                             )
                         yield chunk
                     return
+                finally:
+                    await response.aclose()
+            except httpx.InvalidURL as exc:
+                raise UrlRefusedError(
+                    f"{_shown(url)} is not a valid URL ({exc}).", hint="Check the URL."
+                ) from None
             except httpx.TransportError as exc:
                 raise DownloadError(
-                    f"Could not fetch {url}: {exc or type(exc).__name__}.",
+                    f"Could not fetch {redact(url)}: {exc or type(exc).__name__}.",
                     hint="Check that the server is up and reachable from the workers.",
                 ) from exc
     raise DownloadRejectedError(
-        f"{url} redirected more than {policy.max_redirects} times.", hint="Pass the final URL."
+        f"{_shown(url)} redirected more than {policy.max_redirects} times.",
+        hint="Pass the final URL.",
     )
 
 
@@ -134,7 +339,7 @@ def _check_status(url: str, response: Any) -> None:
     status = response.status_code
     if status < 400:
         return
-    message = f"Fetching {url} failed with HTTP {status}."
+    message = f"Fetching {redact(url)} failed with HTTP {status}."
     if retryable_status(status):
         raise DownloadError(message, hint="The server may recover; the job will be retried.")
     raise DownloadRejectedError(message, hint="Check that the URL is right and public.")

@@ -13,7 +13,6 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import platformdirs
@@ -21,6 +20,7 @@ from attrs import frozen
 
 from .errors import InvalidOptionsError
 from .fetch import FetchPolicy
+from .fetch import redact as redact  # re-exported: it began here
 from .transcript import DEFAULT_MODEL
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -75,6 +75,14 @@ class Settings:
     allow_private_urls: bool = False
     #: The largest audio a URL job may download (``CESAR_MAX_DOWNLOAD_BYTES``).
     max_download_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
+    #: The most a URL job's download may take, redirects included, in seconds
+    #: (``CESAR_DOWNLOAD_TIMEOUT_SECONDS``); each wait for bytes is also capped at 30 s.
+    download_timeout_seconds: float = attrs.field(default=900.0, converter=float)
+    #: After the first 30 s, a download slower than this on average, in bytes per second,
+    #: is dropped (``CESAR_DOWNLOAD_MIN_BYTES_PER_SECOND``); 0 turns the check off.
+    download_min_bytes_per_second: float = attrs.field(default=1024.0, converter=float)
+    #: The longest URL a job may name, for its audio or its webhook (``CESAR_MAX_URL_LENGTH``).
+    max_url_length: int = attrs.field(default=8192, converter=int)
     #: Where uploaded audio waits for a worker (``CESAR_STORAGE``): a URL whose scheme a
     #: storage plugin handles; default: ``file://`` the ``audio`` directory in ``data_dir``.
     storage: str | None = None
@@ -138,6 +146,15 @@ class Settings:
                 ) from None
         if self.webhook_max_attempts < 1:
             raise InvalidOptionsError("webhook_max_attempts must be at least 1.")
+        if self.download_timeout_seconds <= 0 or self.download_min_bytes_per_second < 0:
+            raise InvalidOptionsError(
+                "download_timeout_seconds must be positive and download_min_bytes_per_second "
+                "not negative."
+            )
+        if self.max_url_length < 16:
+            raise InvalidOptionsError(
+                f"max_url_length must be 16 or more, not {self.max_url_length}."
+            )
         if self.webhook_timeout <= 0 or self.webhook_backoff < 0:
             raise InvalidOptionsError(
                 "webhook_timeout must be positive and webhook_backoff not negative."
@@ -156,7 +173,13 @@ class Settings:
     @property
     def fetch_policy(self) -> FetchPolicy:
         """How URL jobs may download their audio."""
-        return FetchPolicy(max_bytes=self.max_download_bytes, allow_private=self.allow_private_urls)
+        return FetchPolicy(
+            max_bytes=self.max_download_bytes,
+            deadline_seconds=self.download_timeout_seconds,
+            min_bytes_per_second=self.download_min_bytes_per_second,
+            max_url_length=self.max_url_length,
+            allow_private=self.allow_private_urls,
+        )
 
     @property
     def models_dir(self) -> Path:
@@ -200,12 +223,3 @@ class Settings:
                 where = variable if env.get(variable) is not None else f"{flag} in {path}"
                 values[flag] = _as_bool(where, values[flag])
         return cls(**values)
-
-
-def redact(url: str) -> str:
-    """``url`` fit to print or log: a password in it is replaced by ``***``."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))

@@ -33,11 +33,17 @@ from attrs import frozen
 from ._version import __version__
 from .errors import CesarError
 from .events import JobEvent
-from .fetch import FetchPolicy, UnresolvableHostError, UrlRefusedError, check_url, retryable_status
+from .fetch import (
+    FetchPolicy,
+    UnresolvableHostError,
+    UrlRefusedError,
+    parse_url,
+    retryable_status,
+)
 from .hookspecs import hookimpl
 from .jobs import DeliveryStatus, WebhookDelivery
 from .protocols import JobStore
-from .settings import Settings
+from .settings import Settings, secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -90,20 +96,6 @@ def payload(event: JobEvent) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a secret: ``whsec_<base64>`` decoded, any other text as UTF-8.
-
-    Raises ValueError for a ``whsec_`` secret that is not valid base64, or empty.
-    """
-    if secret.startswith("whsec_"):
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    else:
-        key = secret.encode()
-    if not key:
-        raise ValueError("the webhook secret is empty")
-    return key
-
-
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one request."""
     signed = f"{message_id}.{timestamp}.".encode() + body
@@ -140,8 +132,9 @@ def verify(
             f"The webhook timestamp is {current - timestamp:.0f} s away from now.",
             hint="Check the clocks of both machines; old requests are refused.",
         )
-    expected = sign(secret, message_id, timestamp, body)
-    if not any(hmac.compare_digest(expected, given) for given in signatures):
+    expected = sign(secret, message_id, timestamp, body).encode()
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if not any(hmac.compare_digest(expected, given.encode()) for given in signatures):
         raise WebhookVerificationError(
             "The webhook signature does not match.", hint="Check that both sides use one secret."
         )
@@ -179,18 +172,22 @@ async def deliver(event: JobEvent, policy: WebhookPolicy) -> WebhookDelivery:
     the receiver's faults, it reports them in the returned delivery."""
     import httpx  # imported here: httpx pulls in click and rich when they are installed
 
+    from .guarded_http import guarded_client
+
     assert event.webhook_url is not None
     url, body = event.webhook_url, payload(event)
     fetch = FetchPolicy(allow_private=policy.allow_private)
     attempts, status_code, error = 0, None, None
     delivered = False
-    async with httpx.AsyncClient(follow_redirects=False, timeout=policy.timeout_seconds) as client:
+    # Each connection resolves the receiver's name once, and goes to the address that passed
+    # the check: a name rebound to a private address after submission gets nowhere.
+    async with guarded_client(fetch, policy.timeout_seconds) as client:
         while attempts < policy.max_attempts:
             attempts += 1
             asked = None
             try:
                 async with asyncio.timeout(policy.timeout_seconds):
-                    await asyncio.to_thread(check_url, url, fetch)  # again: DNS may change
+                    parse_url(url, fetch)
                     request = client.stream(
                         "POST", url, content=body, headers=_headers(event, body, policy)
                     )

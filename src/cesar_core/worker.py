@@ -26,14 +26,14 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import aclosing, asynccontextmanager, suppress
 from typing import Any
 
 from attrs import define, frozen
 
 from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
-from .fetch import FetchPolicy, download
+from .fetch import DownloadStopped, FetchPolicy, download
 from .jobs import Job, JobError, JobState, SourceKind
 from .protocols import (
     AudioInput,
@@ -233,7 +233,7 @@ class Worker:
         job, token, store = running.job, running.token, self.store
         loop = asyncio.get_running_loop()
         try:
-            async with self._audio(job) as audio:
+            async with self._audio(job, running.abort.is_set) as audio:
                 result: Transcript = await loop.run_in_executor(
                     self._executor, self._transcribe, audio, running
                 )
@@ -295,10 +295,12 @@ class Worker:
         return self.transcriber.transcribe(audio, running.job.options, progress)
 
     @asynccontextmanager
-    async def _audio(self, job: Job) -> AsyncIterator[AudioInput]:
+    async def _audio(self, job: Job, stop: Callable[[], bool]) -> AsyncIterator[AudioInput]:
         """The job's audio: the bytes its claim brought (inline), or a local file; URL
         sources are downloaded into storage first (and removed with the job's other
-        files when it ends)."""
+        files when it ends). A download ends as soon as ``stop()`` turns true (the job was
+        cancelled or deleted, or the worker's grace period is over): a slow server must
+        not hold the slot."""
         if job.source.kind is SourceKind.UPLOAD and job.source.inline:
             if job.audio is None:
                 raise AudioNotFoundError(
@@ -313,7 +315,11 @@ class Worker:
         if job.source.kind is SourceKind.URL:
             key = audio_key(job.id, job.source.filename)
             url = job.source.location
-            await self.storage.save(key, download(url, self.fetch), max_bytes=self.fetch.max_bytes)
+            try:
+                async with aclosing(download(url, self.fetch, stop=stop)) as chunks:
+                    await self.storage.save(key, chunks, max_bytes=self.fetch.max_bytes)
+            except DownloadStopped:
+                raise JobAborted from None
         async with self.storage.local_path(key) as path:
             yield path
 
