@@ -21,17 +21,18 @@ from cesar_core.errors import (
     CesarError,
     InvalidOptionsError,
     StoreUnavailableError,
+    UploadTooLargeError,
 )
 from cesar_core.jobs import Job, JobError, JobState
 from cesar_core.plugins import make_manager
 from cesar_core.protocols import JobNotifier, JobStore
 from cesar_core.settings import redact
 from cesar_core.storage import open_storage
-from cesar_core.storage.local import UploadTooLargeError
 from cesar_core.stores import open_store
 from cesar_core.testing import TRANSCRIPT, JobStoreContract, claimed, new_job
 from cesar_postgres.blobs import PART_BYTES, PostgresStorage
-from cesar_postgres.store import MIGRATIONS, SWEEP_LOCK, PostgresJobStore
+from cesar_postgres.schema import MIGRATIONS
+from cesar_postgres.store import SWEEP_LOCK, PostgresJobStore
 
 from .conftest import DATA, REFERENCES, wer
 from .http_helpers import serving, wait_for

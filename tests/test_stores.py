@@ -16,7 +16,8 @@ from cesar_core.plugins import make_manager
 from cesar_core.protocols import JobStore
 from cesar_core.stores import open_store
 from cesar_core.stores.memory import MemoryJobStore
-from cesar_core.stores.sqlite import MIGRATIONS, SQLiteJobStore
+from cesar_core.stores.sqlite import SQLiteJobStore
+from cesar_core.stores.sqlite_work import MIGRATIONS
 from cesar_core.testing import JobStoreContract, new_job
 
 

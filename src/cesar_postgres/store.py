@@ -16,155 +16,40 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import UTC, datetime
-from functools import partial
+from datetime import datetime
 from typing import Any
 
-from attrs import frozen
 from psycopg.types.json import Json
 
-from cesar_core.batch import Batcher
-from cesar_core.convert import from_dict, to_dict
-from cesar_core.jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
+from cesar_core.convert import to_dict
+from cesar_core.jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from cesar_core.protocols import Page
 from cesar_core.stores.common import decode_cursor, expired_error, page_of
-from cesar_core.transcript import TranscribeOptions, Transcript
+from cesar_core.transcript import Transcript
 
-from . import CHANNEL
+from .chaining import ChainedCompletions
 from .database import Connection, Database
 from .listen import Listener
+from .queries import (
+    CLAIM,
+    COLUMNS,
+    END_LEASE,
+    FINISH,
+    NOTIFY,
+    OWNED,
+    SECONDS,
+    claimed_by,
+    ended_by,
+    job_of,
+    job_returning,
+    select_job,
+)
+from .schema import MIGRATIONS
 
 #: The sweep's advisory lock key.
 SWEEP_LOCK = 0x63_65_73_61_72_00_00_02
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE cesar_jobs (
-            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            state TEXT NOT NULL,
-            source JSON NOT NULL,
-            options JSON NOT NULL,
-            metadata JSON NOT NULL,
-            idempotency_key TEXT UNIQUE,
-            webhook_url TEXT,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            started_at TIMESTAMPTZ,
-            completed_at TIMESTAMPTZ,
-            run_after TIMESTAMPTZ NOT NULL DEFAULT now(),
-            progress INTEGER NOT NULL DEFAULT 0,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            max_attempts INTEGER NOT NULL,
-            lease_token TEXT,
-            lease_worker TEXT,
-            lease_expires_at TIMESTAMPTZ,
-            last_token TEXT,
-            result JSON,
-            error_code TEXT,
-            error_message TEXT,
-            webhook JSON
-        )""",
-        "CREATE INDEX cesar_jobs_queued ON cesar_jobs (seq) WHERE state = 'queued'",
-        "CREATE INDEX cesar_jobs_leased ON cesar_jobs (lease_expires_at) "
-        "WHERE state = 'processing'",
-        "CREATE INDEX cesar_jobs_state ON cesar_jobs (state, seq)",
-        "CREATE INDEX cesar_jobs_finished ON cesar_jobs (completed_at) "
-        "WHERE state IN ('completed', 'error', 'cancelled')",
-    ),
-    (
-        # Inline audio (small uploads): written with its job, dropped by the database itself
-        # once the job ends (the trigger) or goes (the cascade).
-        "CREATE TABLE cesar_job_audio (job_id TEXT PRIMARY KEY "
-        "REFERENCES cesar_jobs (id) ON DELETE CASCADE, data BYTEA NOT NULL)",
-        # Audio is compressed already, or is PCM that compresses poorly: skip the attempt.
-        "ALTER TABLE cesar_job_audio ALTER COLUMN data SET STORAGE EXTERNAL",
-        "CREATE FUNCTION cesar_job_audio_ended() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN DELETE FROM cesar_job_audio WHERE job_id = NEW.id; RETURN NULL; END $$",
-        "CREATE TRIGGER cesar_job_audio_ended AFTER UPDATE OF state ON cesar_jobs "
-        "FOR EACH ROW WHEN (NEW.state IN ('completed', 'error', 'cancelled')) "
-        "EXECUTE FUNCTION cesar_job_audio_ended()",
-    ),
-)
-
-_COLUMNS = (
-    "seq, id, state, source, options, metadata, idempotency_key, webhook_url, created_at, "
-    "started_at, completed_at, run_after, progress, attempts, max_attempts, lease_token, "
-    "lease_worker, lease_expires_at, error_code, error_message, webhook"
-)
-#: The lease check of every write a worker makes with its token.
-_OWNED = "id = %(id)s AND state = 'processing' AND lease_token = %(token)s"
-_END_LEASE = (
-    "last_token = lease_token, lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL"
-)
-_SECONDS = "make_interval(secs => %(seconds)s)"
-_NOTIFY = f"pg_notify('{CHANNEL}', '')"
-#: A claimed job's inline audio (NULL for audio in storage).
-_AUDIO = "(SELECT data FROM cesar_job_audio WHERE job_id = cesar_jobs.id) AS audio"
-#: Take the oldest runnable job (parameters: token, worker, seconds).
-_CLAIM = (
-    "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
-    "progress = 0, started_at = now(), lease_token = %(token)s, "
-    f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
-    "WHERE seq = (SELECT seq FROM cesar_jobs WHERE state = 'queued' "
-    "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}"
-)
-#: Finish a job the caller holds (parameters: id, token, state, result, code, message).
-_FINISH = (
-    "UPDATE cesar_jobs SET state = %(state)s, completed_at = now(), "
-    "result = %(result)s, error_code = %(code)s, error_message = %(message)s, "
-    "progress = CASE WHEN %(state)s = 'completed' THEN 100 ELSE progress END, "
-    f"{_END_LEASE} WHERE {_OWNED}"
-)
-
-
-#: Complete one job and claim the next (parameters: those of ``_FINISH`` and ``_CLAIM``,
-#: the claim's token as ``claim``). The row holds the claimed job (NULLs when none was) and,
-#: in ``completed``, the id when the completion changed a row.
-_COMPLETE_AND_CLAIM_ONE = (
-    f"WITH done AS ({_FINISH} RETURNING id), "
-    f"claimed AS ({_CLAIM.replace('%(token)s', '%(claim)s')}) "
-    "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
-    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
-)
-#: The same for several slots at once (parameters: arrays ``ids``, ``tokens``, ``results``
-#: of the jobs done, and ``claims``, a new token per claim; ``worker``, ``seconds``): a row
-#: per claimed job; the k-th oldest runnable job gets the k-th claim token.
-#:
-#: Rows are reached by ``= ANY`` through the unique indexes, never by a join: in the plan
-#: PostgreSQL caches for a prepared statement, which knows no array's length, a join over
-#: ``unnest`` can turn into a scan of the whole table. A lease token exists only while its
-#: job runs (every way out of ``processing`` clears it) and names one job, so matching ids
-#: and tokens as two sets is matching them in pairs.
-_COMPLETE_AND_CLAIM_MANY = (
-    "WITH done AS (UPDATE cesar_jobs SET state = 'completed', completed_at = now(), "
-    "result = (%(results)s::json[])[array_position(%(ids)s::text[], id)], "
-    f"error_code = NULL, error_message = NULL, progress = 100, {_END_LEASE} "
-    "WHERE id = ANY(%(ids)s::text[]) AND lease_token = ANY(%(tokens)s::text[]) "
-    "RETURNING id), "
-    "picked AS MATERIALIZED (SELECT ARRAY(SELECT seq FROM cesar_jobs WHERE state = 'queued' "
-    "AND run_after <= now() ORDER BY seq LIMIT cardinality(%(claims)s::text[]) "
-    "FOR UPDATE SKIP LOCKED) AS seqs), "
-    "claimed AS (UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
-    "progress = 0, started_at = now(), "
-    "lease_token = (%(claims)s::text[])[array_position((SELECT seqs FROM picked), seq)], "
-    f"lease_worker = %(worker)s, lease_expires_at = now() + {_SECONDS} "
-    "WHERE seq = ANY((SELECT seqs FROM picked)::bigint[]) "
-    f"RETURNING {_COLUMNS}, NULL AS result, {_AUDIO}) "
-    "SELECT ARRAY(SELECT id FROM done) AS completed, claimed.* "
-    "FROM (SELECT) AS one LEFT JOIN claimed ON TRUE"
-)
-
-
-@frozen
-class _Chained:
-    """One slot's part of a batched complete-and-claim."""
-
-    id: str
-    token: str
-    result: Json
-    #: The token of the claim made for this slot.
-    claim: str
+#: Pruning's advisory lock key: one node prunes at a time, the others skip their turn.
+PRUNE_LOCK = 0x63_65_73_61_72_00_00_03
 
 
 class PostgresJobStore:
@@ -174,7 +59,7 @@ class PostgresJobStore:
     def __init__(self, url: str, database: Database) -> None:
         self._db = database
         self._listener = Listener(url, database.where)
-        self._chains: dict[tuple[str, float], Batcher[_Chained, tuple[bool, Job | None]]] = {}
+        self._chains = ChainedCompletions(database, self.release)
 
     @classmethod
     async def open(cls, url: str) -> PostgresJobStore:
@@ -214,17 +99,17 @@ class PostgresJobStore:
                     "metadata, idempotency_key, webhook_url, max_attempts) VALUES (%(id)s, "
                     "'queued', %(source)s, %(options)s, %(metadata)s, %(key)s, "
                     "%(webhook_url)s, %(max_attempts)s) ON CONFLICT DO NOTHING "
-                    f"RETURNING {_COLUMNS}, result){audio} "
-                    f"SELECT *, {_NOTIFY} FROM created",
+                    f"RETURNING {COLUMNS}, result){audio} "
+                    f"SELECT *, {NOTIFY} FROM created",
                     params,
                 )
                 row = await cursor.fetchone()
                 if row is not None:
-                    return _job(row), True
-                mine = await _one(db, "id = %(id)s", params)
+                    return job_of(row), True
+                mine = await select_job(db, "id = %(id)s", params)
                 if mine is not None:
                     return mine, True
-                earlier = await _one(db, "idempotency_key = %(key)s", params)
+                earlier = await select_job(db, "idempotency_key = %(key)s", params)
                 if earlier is not None:
                     return earlier, False
                 # The job holding the key was deleted in between: insert again.
@@ -233,7 +118,9 @@ class PostgresJobStore:
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         async def work(db: Connection, retried: bool) -> Job | None:
-            return await _one(db, "id = %(id)s", {"id": job_id}, include_result=include_result)
+            return await select_job(
+                db, "id = %(id)s", {"id": job_id}, include_result=include_result
+            )
 
         return await self._db.run(work)
 
@@ -255,7 +142,7 @@ class PostgresJobStore:
             clauses.append("seq < %(before)s")
         result = "result" if include_result else "NULL AS result"
         sql = (
-            f"SELECT {_COLUMNS}, {result} FROM cesar_jobs WHERE {' AND '.join(clauses)} "
+            f"SELECT {COLUMNS}, {result} FROM cesar_jobs WHERE {' AND '.join(clauses)} "
             "ORDER BY seq DESC LIMIT %(limit)s"
         )
 
@@ -263,7 +150,7 @@ class PostgresJobStore:
             return await (await db.execute(sql, params)).fetchall()
 
         rows = await self._db.run(work)
-        return page_of(rows, limit, _job)
+        return page_of(rows, limit, job_of)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         token = uuid.uuid4().hex
@@ -271,12 +158,12 @@ class PostgresJobStore:
 
         async def work(db: Connection, retried: bool) -> Job | None:
             if retried:  # the first try may have claimed a job before its answer was lost
-                mine = await _claimed_by(db, [token])
+                mine = await claimed_by(db, [token])
                 if mine:
                     return mine[token]
-            cursor = await db.execute(_CLAIM, params)
+            cursor = await db.execute(CLAIM, params)
             row = await cursor.fetchone()
-            return None if row is None else _job(row)
+            return None if row is None else job_of(row)
 
         return await self._db.run(work)
 
@@ -287,8 +174,8 @@ class PostgresJobStore:
 
         async def work(db: Connection, retried: bool) -> bool:
             cursor = await db.execute(
-                f"UPDATE cesar_jobs SET lease_expires_at = now() + {_SECONDS}, "
-                f"progress = COALESCE(%(progress)s, progress) WHERE {_OWNED}",
+                f"UPDATE cesar_jobs SET lease_expires_at = now() + {SECONDS}, "
+                f"progress = COALESCE(%(progress)s, progress) WHERE {OWNED}",
                 params,
             )
             return cursor.rowcount == 1
@@ -308,10 +195,10 @@ class PostgresJobStore:
         }
 
         async def work(db: Connection, retried: bool) -> bool:
-            cursor = await db.execute(_FINISH, params)
+            cursor = await db.execute(FINISH, params)
             if cursor.rowcount == 1:
                 return True
-            return retried and await _ended_by(db, params, "state = %(state)s")
+            return retried and await ended_by(db, params, "state = %(state)s")
 
         return await self._db.run(work)
 
@@ -325,72 +212,8 @@ class PostgresJobStore:
         self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
     ) -> tuple[bool, Job | None]:
         """Complete and claim in one statement; calls of one worker that arrive together
-        share it (see :mod:`cesar_core.batch`), so a worker with many slots pays one
-        round trip and one commit for several jobs."""
-        key = (worker, lease_seconds)
-        batcher = self._chains.get(key)
-        if batcher is None:
-            batcher = self._chains[key] = Batcher(
-                partial(self._complete_and_claim, worker, lease_seconds),
-                max_size=64,
-                abandoned=self._release_abandoned,
-            )
-        chained = _Chained(job_id, token, Json(to_dict(result)), uuid.uuid4().hex)
-        return await batcher.call(chained)
-
-    async def _complete_and_claim(
-        self, worker: str, lease_seconds: float, batch: builtins.list[_Chained]
-    ) -> builtins.list[tuple[bool, Job | None]]:
-        """The statement behind :meth:`complete_and_claim`: two data-modifying CTEs, over
-        arrays when the batch holds several."""
-        ids, tokens, claims = (
-            [c.id for c in batch],
-            [c.token for c in batch],
-            [c.claim for c in batch],
-        )
-        common = {"worker": worker, "seconds": lease_seconds}
-        if len(batch) == 1:  # every call of a one-slot worker: plain parameters cost less
-            sql = _COMPLETE_AND_CLAIM_ONE
-            params = {
-                "id": ids[0],
-                "token": tokens[0],
-                "state": JobState.COMPLETED.value,
-                "result": batch[0].result,
-                "code": None,
-                "message": None,
-                "claim": claims[0],
-                **common,
-            }
-        else:
-            sql = _COMPLETE_AND_CLAIM_MANY
-            params = {
-                "ids": ids,
-                "tokens": tokens,
-                "results": [c.result for c in batch],
-                "claims": claims,
-                **common,
-            }
-
-        async def work(db: Connection, retried: bool) -> tuple[set[str], dict[str, Job]]:
-            if retried:  # all or none of the first try's changes committed
-                claimed = await _claimed_by(db, claims)
-                completed = await _completed_by(db, ids, tokens)
-                if claimed or completed:
-                    return completed, claimed
-            cursor = await db.execute(sql, params)
-            rows = await cursor.fetchall()
-            jobs = [_job(row) for row in rows if row["id"] is not None]
-            return set(rows[0]["completed"]), {job.lease.token: job for job in jobs if job.lease}
-
-        completed, claimed = await self._db.run(work)
-        return [(c.id in completed, claimed.get(c.claim)) for c in batch]
-
-    async def _release_abandoned(self, chained: _Chained, outcome: tuple[bool, Job | None]) -> None:
-        """A job claimed for a caller that stopped waiting goes back to the queue now,
-        rather than when its lease expires."""
-        job = outcome[1]
-        if job is not None:
-            await self.release(job.id, chained.claim)
+        share it (see :mod:`cesar_postgres.chaining`)."""
+        return await self._chains.complete_and_claim(job_id, token, result, worker, lease_seconds)
 
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
@@ -408,13 +231,13 @@ class PostgresJobStore:
                 "UPDATE cesar_jobs SET "
                 "state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'queued' END, "
                 "completed_at = CASE WHEN attempts >= max_attempts THEN now() END, "
-                f"run_after = now() + {_SECONDS}, error_code = %(code)s, "
-                f"error_message = %(message)s, {_END_LEASE} WHERE {_OWNED} RETURNING state",
+                f"run_after = now() + {SECONDS}, error_code = %(code)s, "
+                f"error_message = %(message)s, {END_LEASE} WHERE {OWNED} RETURNING state",
                 params,
             )
             row = await cursor.fetchone()
-            if row is None and retried and await _ended_by(db, params, "TRUE"):
-                current = await _one(db, "id = %(id)s", params, include_result=False)
+            if row is None and retried and await ended_by(db, params, "TRUE"):
+                current = await select_job(db, "id = %(id)s", params, include_result=False)
                 failed = current is not None and current.state is JobState.ERROR
                 return JobState.ERROR if failed else JobState.QUEUED
             return None if row is None else JobState(row["state"])
@@ -427,13 +250,13 @@ class PostgresJobStore:
         async def work(db: Connection, retried: bool) -> bool:
             cursor = await db.execute(
                 "WITH released AS (UPDATE cesar_jobs SET state = 'queued', "
-                f"attempts = GREATEST(attempts - 1, 0), {_END_LEASE} WHERE {_OWNED} "
-                f"RETURNING id) SELECT {_NOTIFY} FROM released",
+                f"attempts = GREATEST(attempts - 1, 0), {END_LEASE} WHERE {OWNED} "
+                f"RETURNING id) SELECT {NOTIFY} FROM released",
                 params,
             )
             if cursor.rowcount == 1:
                 return True
-            return retried and await _ended_by(db, params, "TRUE")
+            return retried and await ended_by(db, params, "TRUE")
 
         return await self._db.run(work)
 
@@ -452,7 +275,7 @@ class PostgresJobStore:
                 for row in await cursor.fetchall():
                     error = expired_error(row["attempts"])
                     # The condition is checked again: a heartbeat may have come since.
-                    job = await _one_returning(
+                    job = await job_returning(
                         db,
                         "UPDATE cesar_jobs SET "
                         "state = CASE WHEN attempts >= max_attempts THEN 'error' "
@@ -460,15 +283,15 @@ class PostgresJobStore:
                         "completed_at = CASE WHEN attempts >= max_attempts THEN now() END, "
                         "error_code = CASE WHEN attempts >= max_attempts THEN %(code)s END, "
                         "error_message = CASE WHEN attempts >= max_attempts "
-                        f"THEN %(message)s END, {_END_LEASE} WHERE id = %(id)s "
+                        f"THEN %(message)s END, {END_LEASE} WHERE id = %(id)s "
                         "AND state = 'processing' AND lease_expires_at < now() "
-                        f"RETURNING {_COLUMNS}, NULL AS result",
+                        f"RETURNING {COLUMNS}, NULL AS result",
                         {"id": row["id"], "code": error.code, "message": error.message},
                     )
                     if job is not None:
                         released.append(job)
                 if any(job.state is JobState.QUEUED for job in released):
-                    await db.execute(f"SELECT {_NOTIFY}")
+                    await db.execute(f"SELECT {NOTIFY}")
             return released
 
         return await self._db.run(work)
@@ -483,7 +306,7 @@ class PostgresJobStore:
                 "WHERE id = %(id)s AND state IN ('queued', 'processing')",
                 params,
             )
-            return await _one(db, "id = %(id)s", params)
+            return await select_job(db, "id = %(id)s", params)
 
         return await self._db.run(work)
 
@@ -507,12 +330,17 @@ class PostgresJobStore:
 
     async def prune(self, older_than: datetime) -> builtins.list[str]:
         async def work(db: Connection, retried: bool) -> builtins.list[str]:
-            cursor = await db.execute(
-                "DELETE FROM cesar_jobs WHERE state IN ('completed', 'error', 'cancelled') "
-                "AND completed_at < %s RETURNING id",
-                (older_than,),
-            )
-            return [row["id"] for row in await cursor.fetchall()]
+            async with db.transaction():
+                cursor = await db.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK,))
+                locked = await cursor.fetchone()
+                if locked is None or not next(iter(locked.values())):
+                    return []  # another node is pruning right now
+                cursor = await db.execute(
+                    "DELETE FROM cesar_jobs WHERE state IN ('completed', 'error', 'cancelled') "
+                    "AND completed_at < %s RETURNING id",
+                    (older_than,),
+                )
+                return [row["id"] for row in await cursor.fetchall()]
 
         return await self._db.run(work)
 
@@ -545,92 +373,3 @@ class PostgresJobStore:
     async def close(self) -> None:
         await self._listener.close()
         await self._db.close()
-
-
-async def _one(
-    db: Connection, where: str, params: dict[str, Any], *, include_result: bool = True
-) -> Job | None:
-    result = "result" if include_result else "NULL AS result"
-    return await _one_returning(
-        db, f"SELECT {_COLUMNS}, {result} FROM cesar_jobs WHERE {where}", params
-    )
-
-
-async def _one_returning(db: Connection, sql: str, params: dict[str, Any]) -> Job | None:
-    cursor = await db.execute(sql, params)
-    row = await cursor.fetchone()
-    return None if row is None else _job(row)
-
-
-async def _claimed_by(db: Connection, tokens: builtins.list[str]) -> dict[str, Job]:
-    """The jobs claims with ``tokens`` took that still run under them, by token: a retried
-    claim whose first try committed."""
-    cursor = await db.execute(
-        f"SELECT {_COLUMNS}, NULL AS result, {_AUDIO} FROM cesar_jobs "
-        "WHERE lease_token = ANY(%(tokens)s) AND state = 'processing'",
-        {"tokens": tokens},
-    )
-    jobs = [_job(row) for row in await cursor.fetchall()]
-    return {job.lease.token: job for job in jobs if job.lease is not None}
-
-
-async def _completed_by(
-    db: Connection, ids: builtins.list[str], tokens: builtins.list[str]
-) -> set[str]:
-    """Which of the jobs ``ids`` their leases ``tokens`` completed: a retried
-    complete-and-claim whose first try committed."""
-    cursor = await db.execute(
-        "SELECT id FROM cesar_jobs JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) "
-        "AS f (f_id, f_token) ON id = f_id AND last_token = f_token WHERE state = 'completed'",
-        {"ids": ids, "tokens": tokens},
-    )
-    return {row["id"] for row in await cursor.fetchall()}
-
-
-async def _ended_by(db: Connection, params: dict[str, Any], condition: str) -> bool:
-    """Whether the lease ``params["token"]`` already ended the job's run (and ``condition``
-    holds): a retried write whose first try committed."""
-    cursor = await db.execute(
-        f"SELECT 1 FROM cesar_jobs WHERE id = %(id)s AND last_token = %(token)s AND {condition}",
-        params,
-    )
-    return await cursor.fetchone() is not None
-
-
-def _time(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _job(row: dict[str, Any]) -> Job:
-    lease = None
-    if row["lease_token"] is not None:
-        lease = Lease(
-            token=row["lease_token"],
-            worker=row["lease_worker"],
-            expires_at=row["lease_expires_at"].astimezone(UTC),
-        )
-    error = None
-    if row["error_code"] is not None:
-        error = JobError(code=row["error_code"], message=row["error_message"])
-    result, webhook = row["result"], row["webhook"]
-    return Job(
-        id=row["id"],
-        state=JobState(row["state"]),
-        source=from_dict(row["source"], JobSource),
-        options=from_dict(row["options"], TranscribeOptions),
-        created_at=row["created_at"].astimezone(UTC),
-        started_at=_time(row["started_at"]),
-        completed_at=_time(row["completed_at"]),
-        run_after=_time(row["run_after"]),
-        progress=row["progress"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        result=None if result is None else from_dict(result, Transcript),
-        error=error,
-        metadata=row["metadata"],
-        idempotency_key=row["idempotency_key"],
-        webhook_url=row["webhook_url"],
-        webhook=None if webhook is None else from_dict(webhook, WebhookDelivery),
-        lease=lease,
-        audio=row.get("audio"),
-    )
