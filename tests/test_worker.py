@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from cesar_core import TranscribeOptions, TranscriptionError, WhisperTranscriber
-from cesar_core.errors import AudioError, EmptyAudioError
+from cesar_core.errors import AudioError, EmptyAudioError, UploadTooLargeError
 from cesar_core.jobs import Job, JobState
 from cesar_core.service import JobNotFoundError, JobService
-from cesar_core.storage.local import LocalStorage, UploadTooLargeError
+from cesar_core.storage.local import LocalStorage
 from cesar_core.stores.memory import MemoryJobStore
 from cesar_core.worker import Worker, WorkerConfig
 

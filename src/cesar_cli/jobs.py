@@ -9,13 +9,22 @@ from typing import Any, TypeVar
 
 import click
 
-from cesar_core import Settings, to_dict
+from cesar_core import CesarError, Settings, to_dict
+from cesar_core.ids import check_job_id
 from cesar_core.jobs import Job, JobState
 from cesar_core.service import JobService
 
 from .options import store_option
 
 T = TypeVar("T")
+
+
+def _job_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an id no job could have before opening the store (exit status 2)."""
+    try:
+        return check_job_id(value)
+    except CesarError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _with_service(store: str | None, action: Callable[[JobService], Awaitable[T]]) -> T:
@@ -68,7 +77,7 @@ def list_jobs(
 
 @jobs.command()
 @store_option
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole job as JSON.")
 def show(store: str | None, job_id: str, as_json: bool) -> None:
     """One job, with its transcript when completed."""
@@ -91,7 +100,7 @@ def show(store: str | None, job_id: str, as_json: bool) -> None:
 
 @jobs.command()
 @store_option
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 def cancel(store: str | None, job_id: str) -> None:
     """Cancel a queued or running job (a finished job is left as it is)."""
     job = _with_service(store, lambda s: s.cancel(job_id))
@@ -100,7 +109,7 @@ def cancel(store: str | None, job_id: str) -> None:
 
 @jobs.command()
 @store_option
-@click.argument("job_id")
+@click.argument("job_id", callback=_job_id)
 def delete(store: str | None, job_id: str) -> None:
     """Delete a job and its files (cancelling it first if it is unfinished)."""
     deleted = _with_service(store, lambda s: s.delete(job_id))

@@ -76,6 +76,7 @@ def worker(
         lease_seconds=lease_seconds,
         heartbeat_seconds=max(0.5, lease_seconds / 6),
         grace_seconds=settings.grace_seconds,
+        retention_hours=settings.retention_hours,
     )
     asyncio.run(_run(settings, engine, config, name))
 

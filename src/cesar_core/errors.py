@@ -92,3 +92,29 @@ class StoreUnavailableError(CesarError):
 
     code = "store_unavailable"
     permanent = False
+
+
+class UploadTooLargeError(CesarError):
+    """The upload grew past the configured size cap."""
+
+    code = "upload_too_large"
+
+
+class InvalidJobIdError(CesarError, ValueError):
+    """A job id that no job could have: ids name files and URL paths, so one that is not
+    well formed is refused before it reaches a store or storage."""
+
+    code = "invalid_job_id"
+
+
+class InvalidIdempotencyKeyError(InvalidOptionsError):
+    """An idempotency key that is empty, too long, or has characters a store cannot keep."""
+
+    code = "invalid_idempotency_key"
+
+
+class InvalidStorageKeyError(CesarError, ValueError):
+    """A storage key not of the form ``<job id>/<name>``: it could name a file outside the
+    job's own directory."""
+
+    code = "invalid_storage_key"

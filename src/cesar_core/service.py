@@ -12,7 +12,7 @@ import io
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import aclosing
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,10 +21,13 @@ from attrs import field, frozen
 from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
 from .fetch import FetchPolicy, check_url, url_filename
+from .housekeeping import prune
+from .ids import check_idempotency_key, check_job_id
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
 from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
-from .storage.local import audio_key, check_size, key_job_id
+from .storage.keys import audio_key, check_size, key_job_id
+from .storage.scratch import CopiesLocally
 from .transcript import TranscribeOptions
 
 CHUNK_BYTES = 1 << 20
@@ -78,6 +81,8 @@ class JobService:
 
         settings = settings or Settings.load()
         storage = await open_storage(settings.storage_url)
+        if isinstance(storage, CopiesLocally):  # where a restart finds what a crash left
+            storage.scratch_dir = settings.cache_dir / "scratch"
         try:
             store = await open_store(settings.store_url)
         except BaseException:
@@ -218,6 +223,7 @@ class JobService:
         idempotency key already used) the audio is removed."""
         job_id = key_job_id(stored.source.location)
         try:
+            check_idempotency_key(idempotency_key)
             await self._check_webhook(webhook_url)
             new = NewJob(
                 id=job_id,
@@ -260,6 +266,7 @@ class JobService:
         checks it again, with every redirect, when it downloads. ``webhook_url`` is checked
         the same way (by :meth:`submit_file` too).
         """
+        check_idempotency_key(idempotency_key)
         await asyncio.to_thread(check_url, url, self.fetch)
         await self._check_webhook(webhook_url)
         new = NewJob(
@@ -273,8 +280,9 @@ class JobService:
         return await self.store.create(new)
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job:
-        """The job; raises :class:`JobNotFoundError` for an unknown id."""
-        job = await self.store.get(job_id, include_result=include_result)
+        """The job; raises :class:`JobNotFoundError` for an unknown id, and
+        :class:`~cesar_core.errors.InvalidJobIdError` for one no job could have."""
+        job = await self.store.get(check_job_id(job_id), include_result=include_result)
         if job is None:
             raise JobNotFoundError(
                 f"No job has the id {job_id!r}.",
@@ -293,30 +301,56 @@ class JobService:
 
         A cancellation made here is announced (``job.cancelled``) by this service.
         """
+        job, _ = await self._cancel(job_id)
+        return job
+
+    async def _cancel(self, job_id: str) -> tuple[Job, bool]:
+        """The job after cancelling it, and whether this call is what cancelled it."""
         before = await self.get(job_id, include_result=False)
         if before.state.terminal:
-            return before
+            return before, False
         job = await self.store.cancel(job_id)
         if job is None:
             raise JobNotFoundError(f"No job has the id {job_id!r}.")
-        if job.state is JobState.CANCELLED:
-            if job.source.uses_storage:
-                await self.storage.delete_job(job_id)
-            self.events.emit(JobEvent.for_job(job, job.state))
-        return job
+        if job.state is not JobState.CANCELLED:  # it finished meanwhile
+            return job, False
+        if job.source.uses_storage:
+            await self.storage.delete_job(job_id)
+        self.events.emit(JobEvent.for_job(job, job.state))
+        return job, True
 
     async def delete(self, job_id: str) -> bool:
         """Cancel the job if it is unfinished, then forget it and its files.
 
-        Idempotent: deleting an unknown job returns False.
+        Idempotent: deleting an unknown job returns False and touches nothing, storage
+        included (only a job the store knows says which files are its own).
         """
         try:
-            job: Job | None = await self.cancel(job_id)
+            job, _ = await self._cancel(job_id)
         except JobNotFoundError:
-            job = None  # its files, if any were left behind, still go
-        deleted = await self.store.delete(job_id)
-        if job is None or job.source.uses_storage:
-            await self.storage.delete_job(job_id)
+            return False
+        return await self._forget(job)
+
+    async def cancel_or_delete(self, job_id: str) -> Job | None:
+        """Stop an unfinished job, forget a finished one: the job API's ``DELETE``.
+
+        A queued or running job is cancelled and kept (returned, so its owner sees it
+        end); a finished one is deleted with its files (None), as is a job that finished
+        while being cancelled. An unknown id is already gone (None).
+        """
+        try:
+            job, cancelled = await self._cancel(job_id)
+        except JobNotFoundError:
+            return None
+        if cancelled:
+            return job
+        await self._forget(job)
+        return None
+
+    async def _forget(self, job: Job) -> bool:
+        deleted = await self.store.delete(job.id)
+        if job.source.uses_storage:
+            await self.storage.delete_job(job.id)
         return deleted
 
     async def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 0.2) -> Job:
@@ -332,11 +366,9 @@ class JobService:
         return await asyncio.wait_for(finished(), timeout)
 
     async def prune(self, retention: timedelta = DEFAULT_RETENTION) -> builtins.list[str]:
-        """Delete jobs finished more than ``retention`` ago, and their files."""
-        ids = await self.store.prune(datetime.now(UTC) - retention)
-        for job_id in ids:
-            await self.storage.delete_job(job_id)
-        return ids
+        """Delete jobs finished more than ``retention`` ago, and their files (what the
+        housekeeping of every node does periodically: :mod:`cesar_core.housekeeping`)."""
+        return await prune(self.store, self.storage, retention)
 
 
 def _check_decodable(audio: Path | io.BytesIO, filename: str | None) -> None:

@@ -114,6 +114,10 @@ class Settings:
     #: storage (``CESAR_INLINE_AUDIO_BYTES``): one write instead of a file to create,
     #: copy and remove. 0 sends every upload to storage.
     inline_audio_bytes: int = attrs.field(default=DEFAULT_INLINE_AUDIO_BYTES, converter=int)
+    #: Finished jobs (completed, failed, cancelled) are deleted with their results and files
+    #: this many hours after they ended (``CESAR_RETENTION_HOURS``), by every ``cesar serve``
+    #: and ``cesar worker``; 0 keeps them forever.
+    retention_hours: float = attrs.field(default=24.0, converter=float)
     #: When set, HTTP requests need ``Authorization: Bearer <key>`` (``CESAR_API_KEY``).
     api_key: str | None = attrs.field(default=None, repr=False)
     #: Origins browsers may call the API from, comma-separated (``CESAR_CORS_ORIGINS``);
@@ -133,6 +137,10 @@ class Settings:
             )
         if self.grace_seconds < 0:
             raise InvalidOptionsError(f"grace_seconds must be 0 or more, not {self.grace_seconds}.")
+        if not self.retention_hours >= 0:  # NaN too
+            raise InvalidOptionsError(
+                f"retention_hours must be 0 (keep forever) or more, not {self.retention_hours}."
+            )
         if self.webhook_secret is not None:
             from .webhooks import secret_key
 

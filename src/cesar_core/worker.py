@@ -34,6 +34,7 @@ from attrs import define, frozen
 from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
 from .fetch import DownloadStopped, FetchPolicy, download
+from .housekeeping import Housekeeper, retention_of
 from .jobs import Job, JobError, JobState, SourceKind
 from .protocols import (
     AudioInput,
@@ -43,7 +44,7 @@ from .protocols import (
     Storage,
     Transcriber,
 )
-from .storage.local import audio_key
+from .storage.keys import audio_key
 from .transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ class WorkerConfig:
     grace_seconds: float = 30.0
     #: Then how long job-event handlers still running (webhooks) may go on.
     drain_seconds: float = 10.0
+    #: Finished jobs older than this are pruned, with their files, while the worker runs;
+    #: 0 keeps them (the default here; ``cesar serve`` and ``cesar worker`` pass the
+    #: ``retention_hours`` setting).
+    retention_hours: float = 0.0
 
 
 class JobAborted(Exception):
@@ -152,13 +157,16 @@ class Worker:
         self._stop = asyncio.Event()
         sweeper = asyncio.create_task(self._sweep())
         watchdog = asyncio.create_task(self._grace())
+        # Start-up clean-up of what crashed processes left, then pruning by retention.
+        upkeep = Housekeeper(self.store, self.storage, retention_of(self.config.retention_hours))
+        housekeeping = asyncio.create_task(upkeep.run())
         logger.info("worker %s started with %d slot(s)", self.name, self.config.concurrency)
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(self.config.concurrency):
                     group.create_task(self._slot(until_idle))
         finally:
-            for task in (sweeper, watchdog):
+            for task in (sweeper, watchdog, housekeeping):
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cesar_core import CesarError, ModelResolver, Settings, __version__
+from cesar_core.housekeeping import Housekeeper, retention_of
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
 from cesar_core.transcription import open_transcriber
@@ -91,18 +92,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 service.store,
                 service.storage,
                 open_transcriber(settings),
-                WorkerConfig(concurrency=settings.workers, grace_seconds=settings.grace_seconds),
+                WorkerConfig(
+                    concurrency=settings.workers,
+                    grace_seconds=settings.grace_seconds,
+                    retention_hours=settings.retention_hours,
+                ),
                 fetch=settings.fetch_policy,
                 events=service.events,
                 on_finished=metrics.observe,
             )
             task = asyncio.create_task(state.worker.run())
+        else:  # no worker to keep house (clean up, prune): the API node does it
+            retention = retention_of(settings.retention_hours)
+            upkeep = Housekeeper(service.store, service.storage, retention)
+            task = asyncio.create_task(upkeep.run())
         app.state.runtime = state
         try:
             yield
         finally:
             if state.worker is not None and task is not None:
                 state.worker.request_stop()
+                with suppress(asyncio.CancelledError):
+                    await task
+            elif task is not None:
+                task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
             await service.close()

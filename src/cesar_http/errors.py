@@ -14,13 +14,14 @@ from fastapi.responses import JSONResponse
 from cesar_core.errors import (
     AudioError,
     CesarError,
+    InvalidJobIdError,
     InvalidOptionsError,
     ModelNotFoundError,
     StoreUnavailableError,
+    UploadTooLargeError,
 )
 from cesar_core.fetch import UrlRefusedError
 from cesar_core.service import JobNotFoundError
-from cesar_core.storage.local import UploadTooLargeError
 
 from .multipart import FormError
 
@@ -30,6 +31,7 @@ _STATUSES: tuple[tuple[type[CesarError], int], ...] = (
     (UploadTooLargeError, 413),
     (UrlRefusedError, 400),
     (FormError, 400),
+    (InvalidJobIdError, 422),
     (InvalidOptionsError, 422),
     (ModelNotFoundError, 422),
     (AudioError, 422),

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import Request
 
+from cesar_core.errors import UploadTooLargeError
 from cesar_core.service import StoredAudio
-from cesar_core.storage.local import UploadTooLargeError
 
 from .app import Runtime
 from .multipart import FormError, StreamingForm, boundary_of

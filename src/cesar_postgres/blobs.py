@@ -3,25 +3,34 @@
 A file is a row of ``cesar_blobs`` and its content is split into parts of
 :data:`PART_BYTES` in ``cesar_blob_parts``. An upload is written part by part inside one
 transaction: never whole in memory, invisible until its last part is in, and gone without a
-trace when the upload fails. A worker reads it back part by part into a local temporary
-file for the decoder, and removes that file when the job is done with it. Parts are
-stored uncompressed: audio is compressed already, and compressing it again only costs CPU.
+trace when the upload fails. A worker reads it back part by part into a local copy for
+the decoder, in :attr:`PostgresStorage.scratch_dir` (the cache directory's ``scratch``,
+not the system's temporary directory, so that the next process to start there removes
+the copies of a process that was killed: :meth:`PostgresStorage.clean_leftovers`), and
+removes it when the job is done with it. Parts are stored uncompressed: audio is
+compressed already, and compressing it again only costs CPU.
+
+An upload is a stream, read once: when the answer to its COMMIT is lost, the upload is not
+sent again but looked up by the random ``upload`` id it was written with, which tells
+whether the lost COMMIT happened.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import platformdirs
 import psycopg
 
 from cesar_core.errors import AudioNotFoundError, StoreUnavailableError
-from cesar_core.storage.local import check_size, key_job_id
+from cesar_core.ids import check_job_id
+from cesar_core.storage.keys import check_key, check_size, key_job_id
+from cesar_core.storage.scratch import remove_leftovers, scratch_name
 
 from .database import Connection, Database
 
@@ -47,14 +56,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE cesar_blob_parts ALTER COLUMN data SET STORAGE EXTERNAL",
     ),
+    # The upload that wrote the file: a retry after a lost COMMIT looks for it.
+    ("ALTER TABLE cesar_blobs ADD COLUMN upload TEXT",),
 )
+#: How local copies are named: ``cesar~<host>~<pid>~<random><suffix>``.
+COPY_PREFIX = "cesar"
+
+
+def default_scratch_dir() -> Path:
+    """Where local copies go unless told otherwise: the user cache directory's
+    ``scratch`` (``JobService.open`` passes the ``cache_dir`` setting's)."""
+    return Path(platformdirs.user_cache_dir("cesar")) / "scratch"
 
 
 class PostgresStorage:
     """A :class:`~cesar_core.protocols.Storage` in PostgreSQL tables."""
 
-    def __init__(self, database: Database) -> None:
-        self._db = database
+    def __init__(self, database: Database, scratch_dir: Path | None = None) -> None:
+        self.database = database
+        #: Where local copies of files are made for the decoder.
+        self.scratch_dir = scratch_dir or default_scratch_dir()
+
+    @property
+    def _db(self) -> Database:
+        return self.database
 
     @classmethod
     async def open(cls, url: str) -> PostgresStorage:
@@ -68,19 +93,26 @@ class PostgresStorage:
 
         A connection found dead before the first chunk is read is replaced, as for every
         operation. A stream cannot be replayed, though: once chunks are read, a lost
-        connection rolls the upload back and raises :class:`StoreUnavailableError`.
+        connection rolls the upload back and raises :class:`StoreUnavailableError`, and a
+        lost answer to the COMMIT is settled by looking the upload up, never by storing
+        what is left of the stream (nothing) as the file.
         """
+        job_id = key_job_id(key)
+        upload = uuid.uuid4().hex
+        stream = _Stream(chunks)
 
         async def work(db: Connection, retried: bool) -> int:
+            if stream.started:  # only the first try can have stored it: did it commit?
+                return await self._committed(db, key, upload)
             async with db.transaction():
                 # A new upload under an existing key replaces it, atomically with the rest.
                 await db.execute("DELETE FROM cesar_blobs WHERE key = %s", (key,))
                 await db.execute(
-                    "INSERT INTO cesar_blobs (key, job_id, size) VALUES (%s, %s, 0)",
-                    (key, key_job_id(key)),
+                    "INSERT INTO cesar_blobs (key, job_id, size, upload) VALUES (%s, %s, 0, %s)",
+                    (key, job_id, upload),
                 )
                 try:
-                    return await _save(db, key, chunks, max_bytes)
+                    return await _save(db, key, stream, max_bytes)
                 except psycopg.OperationalError as exc:
                     raise StoreUnavailableError(
                         f"Storing {key} in PostgreSQL at {self._db.where} failed: {exc}.",
@@ -89,13 +121,27 @@ class PostgresStorage:
 
         return await self._db.run(work)
 
+    async def _committed(self, db: Connection, key: str, upload: str) -> int:
+        """The size ``upload`` stored under ``key``, if its COMMIT happened."""
+        cursor = await db.execute(
+            "SELECT size FROM cesar_blobs WHERE key = %s AND upload = %s", (key, upload)
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise StoreUnavailableError(
+                f"The connection to PostgreSQL at {self._db.where} was lost while {key} was "
+                "being stored, and the upload did not complete.",
+                hint="Send the file again.",
+            )
+        size: int = row["size"]
+        return size
+
     @asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
-        """The content of ``key`` copied into a temporary file, removed afterwards."""
-        suffix = Path(key).suffix
-        handle, name = tempfile.mkstemp(prefix="cesar-", suffix=suffix)
-        os.close(handle)
-        path = Path(name)
+        """The content of ``key`` copied into :attr:`scratch_dir`, removed afterwards."""
+        suffix = Path(check_key(key)).suffix
+        await asyncio.to_thread(self.scratch_dir.mkdir, parents=True, exist_ok=True)
+        path = self.scratch_dir / scratch_name(COPY_PREFIX, suffix)
         try:
 
             async def work(db: Connection, retried: bool) -> bool:
@@ -112,6 +158,8 @@ class PostgresStorage:
             path.unlink(missing_ok=True)
 
     async def exists(self, key: str) -> bool:
+        check_key(key)
+
         async def work(db: Connection, retried: bool) -> bool:
             cursor = await db.execute("SELECT 1 FROM cesar_blobs WHERE key = %s", (key,))
             return await cursor.fetchone() is not None
@@ -119,13 +167,38 @@ class PostgresStorage:
         return await self._db.run(work)
 
     async def delete_job(self, job_id: str) -> None:
+        check_job_id(job_id)
+
         async def work(db: Connection, retried: bool) -> None:
             await db.execute("DELETE FROM cesar_blobs WHERE job_id = %s", (job_id,))
 
         await self._db.run(work)
 
+    async def clean_leftovers(self) -> int:
+        """Remove the local copies of processes that died holding them (a worker killed
+        mid-job); return how many went."""
+
+        def clean() -> int:
+            copies = self.scratch_dir.glob(f"{COPY_PREFIX}~*")
+            return len(remove_leftovers(copies))
+
+        return await asyncio.to_thread(clean)
+
     async def close(self) -> None:
         await self._db.close()
+
+
+class _Stream:
+    """An upload's chunks, remembering whether any was read (it cannot be read twice)."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = chunks
+        self.started = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self.started = True
+            yield chunk
 
 
 async def _save(

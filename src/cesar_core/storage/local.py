@@ -3,52 +3,28 @@
 Uploads are written chunk by chunk (never whole in memory) to a scratch file in the same
 directory tree, checked against a size cap as they arrive, and renamed into place only
 once complete, so a reader never sees half an upload and a failed upload leaves nothing.
+A process killed mid-upload leaves its scratch file; the next process to start on the
+directory removes it (:meth:`LocalStorage.clean_leftovers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import CesarError
+from ..ids import check_job_id
+from .keys import check_key, check_size
+from .scratch import remove_leftovers, scratch_name
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: Upload chunks are gathered up to this size before each write.
 WRITE_BYTES = 1 << 20
-
-
-class UploadTooLargeError(CesarError):
-    """The upload grew past the configured size cap."""
-
-    code = "upload_too_large"
-
-
-def check_size(size: int, max_bytes: int | None) -> None:
-    """Stop an upload that has grown past ``max_bytes`` (every storage checks as it streams)."""
-    if max_bytes is not None and size > max_bytes:
-        raise UploadTooLargeError(
-            f"The upload is larger than the limit of {max_bytes:,} bytes.",
-            hint="Send a smaller file, or raise the limit (max_upload_bytes).",
-        )
-
-
-def audio_key(job_id: str, filename: str | None) -> str:
-    """The storage key of a job's audio: its id, and a suffix kept for decoders' sake."""
-    suffix = Path(filename or "").suffix.lower()
-    suffix = _SAFE.sub("", suffix)[:10] if suffix else ""
-    return f"{job_id}/audio{suffix}"
-
-
-def key_job_id(key: str) -> str:
-    """The job a storage key belongs to (the inverse of :func:`audio_key`)."""
-    return key.split("/", 1)[0]
+#: How scratch files end; they also start with a dot, which no key's name does.
+PART_SUFFIX = ".part"
 
 
 class LocalStorage:
@@ -58,9 +34,7 @@ class LocalStorage:
         self.root = Path(root).expanduser()
 
     def _path(self, key: str) -> Path:
-        if os.path.isabs(key) or ".." in Path(key).parts:
-            raise ValueError(f"storage key {key!r} escapes the storage directory")
-        return self.root / key
+        return self.root / check_key(key)
 
     async def save(
         self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
@@ -73,7 +47,7 @@ class LocalStorage:
         large one in one per MiB.
         """
         target = self._path(key)
-        scratch = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+        scratch = target.parent / scratch_name(f".{target.name}", PART_SUFFIX)
         handle: BinaryIO | None = None
         size = 0
         pending: list[bytes] = []
@@ -104,7 +78,19 @@ class LocalStorage:
 
     async def delete_job(self, job_id: str) -> None:
         """Remove every file of a job (missing files are fine)."""
-        await asyncio.to_thread(shutil.rmtree, self._path(job_id), True)
+        await asyncio.to_thread(shutil.rmtree, self.root / check_job_id(job_id), True)
+
+    async def clean_leftovers(self) -> int:
+        """Remove the scratch files of uploads whose process died (killed mid-upload),
+        and their job directories when nothing else is in them; return how many files."""
+        return await asyncio.to_thread(self._clean_leftovers)
+
+    def _clean_leftovers(self) -> int:
+        parts = self.root.glob(f"*/.*{PART_SUFFIX}")
+        removed = remove_leftovers(parts)
+        for path in removed:
+            _remove_empty(path.parent)
+        return len(removed)
 
     async def close(self) -> None:
         """Nothing to release: files need no connection."""
@@ -113,7 +99,11 @@ class LocalStorage:
 def _write(handle: BinaryIO | None, scratch: Path, chunks: list[bytes]) -> BinaryIO:
     if handle is None:
         scratch.parent.mkdir(parents=True, exist_ok=True)
-        handle = scratch.open("wb")
+        try:
+            handle = scratch.open("wb")
+        except FileNotFoundError:  # the empty directory was just cleaned away: once more
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            handle = scratch.open("wb")
     handle.writelines(chunks)
     return handle
 

@@ -143,13 +143,9 @@ async def list_jobs(
 async def delete_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Idempotent: a running or queued job is cancelled (answer: the job); a finished job is
     deleted with its files, and an unknown id is already gone (both answer ``204``)."""
-    service = state.service
-    job = await service.store.get(job_id, include_result=False)
-    if job is not None and not job.state.terminal:
-        cancelled = await service.cancel(job_id)
-        if cancelled.state is JobState.CANCELLED:  # else it finished meanwhile: delete it
-            return JSONResponse(job_out(cancelled).model_dump(mode="json"))
-    await service.delete(job_id)
+    cancelled = await state.service.cancel_or_delete(job_id)
+    if cancelled is not None:
+        return JSONResponse(job_out(cancelled).model_dump(mode="json"))
     return Response(status_code=204)
 
 
