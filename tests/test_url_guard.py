@@ -142,9 +142,10 @@ def test_malformed_urls_are_refused_cleanly(url: str, message: str) -> None:
 def test_the_url_length_limit_is_a_setting() -> None:
     from cesar_core import Settings
 
-    assert Settings(max_url_length=100).fetch_policy.max_url_length == 100
+    policy = FetchPolicy.from_settings(Settings(max_url_length=100))
+    assert policy.max_url_length == 100
     with pytest.raises(UrlRefusedError, match="the limit is 100"):
-        check_url("http://example.org/" + "a" * 100, Settings(max_url_length=100).fetch_policy)
+        check_url("http://example.org/" + "a" * 100, policy)
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,8 @@ def settings_for(root: Path, **changes: Any) -> Settings:
 async def open_service(root: Path, settings: Settings) -> JobService:
     store = await SQLiteJobStore.open(root / "jobs.db")
     events = JobEvents(store, settings, make_manager({"CESAR_PLUGINS": ""}))
-    return JobService(store, LocalStorage(root / "audio"), settings.fetch_policy, events)
+    fetch = FetchPolicy.from_settings(settings)
+    return JobService(store, LocalStorage(root / "audio"), fetch, events)
 
 
 async def submit(service: JobService, tmp_path: Path, **kwargs: Any) -> Job:
@@ -419,7 +420,8 @@ def test_a_failing_plugin_does_not_keep_events_from_the_others(
         manager.register(Plain(), name="plain")
         manager.register(Broken(), name="broken")  # registered last: called first
         events = JobEvents(store, settings, manager)
-        service = JobService(store, LocalStorage(tmp_path / "audio"), settings.fetch_policy, events)
+        fetch = FetchPolicy.from_settings(settings)
+        service = JobService(store, LocalStorage(tmp_path / "audio"), fetch, events)
         job = await submit(service, tmp_path, webhook_url=f"{receiver.url}/ok")
         await run_worker(service)
         done = await service.get(job.id)

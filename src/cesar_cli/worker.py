@@ -8,6 +8,7 @@ import signal
 import click
 
 from cesar_core import Settings, Transcriber
+from cesar_core.fetch import FetchPolicy
 from cesar_core.service import JobService
 from cesar_core.settings import redact
 from cesar_core.transcription import open_transcriber
@@ -91,7 +92,7 @@ async def _run(
         engine,
         config,
         name=name,
-        fetch=settings.fetch_policy,
+        fetch=FetchPolicy.from_settings(settings),
         events=service.events,
     )
     loop = asyncio.get_running_loop()

@@ -24,11 +24,12 @@ import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from attrs import frozen
 
 from .errors import CesarError, InvalidOptionsError
+from .settings import Settings, redact
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
@@ -40,12 +41,6 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 #: IPv4-compatible addresses (deprecated, but still routed by some stacks).
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
-#: Query parameters whose values :func:`redact` hides, matched word by word in the name
-#: (``X-Amz-Signature``, ``api_key``, ``access_token``...).
-_SECRET_WORDS = frozenset(
-    {"password", "passwd", "pwd", "token", "key", "apikey", "secret", "signature", "sig"}
-    | {"credential", "credentials", "auth", "authorization", "session"}
-)
 
 
 class UrlRefusedError(InvalidOptionsError):
@@ -96,21 +91,17 @@ class FetchPolicy:
     max_url_length: int = 8192
     allow_private: bool = False
 
-
-def redact(url: str) -> str:
-    """``url`` fit to print or log: a password in it, and the values of query parameters
-    named like secrets (``password``, ``token``, ``api_key``, ``X-Amz-Signature``...), are
-    replaced by ``***``. Never raises, whatever the text."""
-    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@", lambda m: f"{m[1]}***@", url)
-    head, mark, rest = url.partition("?")
-    if not mark:
-        return url
-
-    def hide(match: re.Match[str]) -> str:
-        words = set(re.split(r"[-_.\s]+", unquote_plus(match[2]).lower()))
-        return f"{match[1]}{match[2]}=***" if words & _SECRET_WORDS and match[3] else match[0]
-
-    return head + mark + re.sub(r"(^|[&;])([^=&;#]*)=([^&;#]*)", hide, rest)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchPolicy:
+        """The limits the operator set (``max_download_bytes``, ``download_*``,
+        ``max_url_length``, ``allow_private_urls``)."""
+        return cls(
+            max_bytes=settings.max_download_bytes,
+            deadline_seconds=settings.download_timeout_seconds,
+            min_bytes_per_second=settings.download_min_bytes_per_second,
+            max_url_length=settings.max_url_length,
+            allow_private=settings.allow_private_urls,
+        )
 
 
 def url_filename(url: str) -> str | None:

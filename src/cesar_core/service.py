@@ -92,7 +92,7 @@ class JobService:
         return cls(
             store,
             storage,
-            settings.fetch_policy,
+            FetchPolicy.from_settings(settings),
             events,
             inline_bytes=settings.inline_audio_bytes,
         )

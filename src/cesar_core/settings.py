@@ -9,18 +9,18 @@ user config directory), then the defaults below.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import attrs
 import platformdirs
 from attrs import frozen
 
 from .errors import InvalidOptionsError
-from .fetch import FetchPolicy
-from .fetch import redact as redact  # re-exported: it began here
 from .transcript import DEFAULT_MODEL
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -179,17 +179,6 @@ class Settings:
         return self.storage or (self.data_dir / "audio").absolute().as_uri()
 
     @property
-    def fetch_policy(self) -> FetchPolicy:
-        """How URL jobs may download their audio."""
-        return FetchPolicy(
-            max_bytes=self.max_download_bytes,
-            deadline_seconds=self.download_timeout_seconds,
-            min_bytes_per_second=self.download_min_bytes_per_second,
-            max_url_length=self.max_url_length,
-            allow_private=self.allow_private_urls,
-        )
-
-    @property
     def models_dir(self) -> Path:
         """Models Cesar assembled or downloaded, one directory per model name."""
         return self.cache_dir / "models"
@@ -231,3 +220,27 @@ class Settings:
                 where = variable if env.get(variable) is not None else f"{flag} in {path}"
                 values[flag] = _as_bool(where, values[flag])
         return cls(**values)
+
+
+#: Query parameters whose values :func:`redact` hides, matched word by word in the name
+#: (``X-Amz-Signature``, ``api_key``, ``access_token``...).
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "pwd", "token", "key", "apikey", "secret", "signature", "sig"}
+    | {"credential", "credentials", "auth", "authorization", "session"}
+)
+
+
+def redact(url: str) -> str:
+    """``url`` fit to print or log: a password in it, and the values of query parameters
+    named like secrets (``password``, ``token``, ``api_key``, ``X-Amz-Signature``...), are
+    replaced by ``***``. Never raises, whatever the text: it also serves malformed URLs."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@", r"\1***@", url)
+    head, mark, rest = url.partition("?")
+    if not mark:
+        return url
+
+    def hide(match: re.Match[str]) -> str:
+        words = set(re.split(r"[-_.\s]+", unquote_plus(match[2]).lower()))
+        return f"{match[1]}{match[2]}=***" if words & _SECRET_WORDS and match[3] else match[0]
+
+    return head + mark + re.sub(r"(^|[&;])([^=&;#]*)=([^&;#]*)", hide, rest)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cesar_core import CesarError, ModelResolver, Settings, __version__
+from cesar_core.fetch import FetchPolicy
 from cesar_core.housekeeping import Housekeeper, retention_of
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     grace_seconds=settings.grace_seconds,
                     retention_hours=settings.retention_hours,
                 ),
-                fetch=settings.fetch_policy,
+                fetch=FetchPolicy.from_settings(settings),
                 events=service.events,
                 on_finished=metrics.observe,
             )
