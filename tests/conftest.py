@@ -16,9 +16,10 @@ import pytest
 
 from cesar_core import Settings, WhisperTranscriber
 
-from .postgres_helpers import empty_postgres, postgres_url
+from .postgres_helpers import _throwaway_postgres, empty_postgres, postgres_url
 
-__all__ = ["empty_postgres", "postgres_url"]  # fixtures, shared by every test module
+# Fixtures, shared by every test module; the first stops a throwaway PostgreSQL at the end.
+__all__ = ["_throwaway_postgres", "empty_postgres", "postgres_url"]
 
 DATA = Path(__file__).parent / "data"
 REFERENCES: dict[str, str] = json.loads((DATA / "references.json").read_text())

@@ -1,15 +1,21 @@
 """PostgreSQL restarted (killed, then recovered) while workers on two processes run jobs:
 every job ends completed, once, and nothing is left behind. The server is a private one
-(see ``postgres_server.py``), since the shared one serves the other tests."""
+(see ``postgres_server.py``), since the shared one serves the other tests; and the
+throwaway server a run starts for itself when it is given none."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from cesar_core.jobs import JobState
 
@@ -77,3 +83,34 @@ def test_jobs_survive_a_postgres_restart_mid_run(data: Path) -> None:
             "cesar_blobs": 0,
             "cesar_blob_parts": 0,
         }
+
+
+SCRATCH = """
+import psycopg
+from tests.postgres_helpers import scratch_database
+
+with scratch_database() as url, psycopg.connect(url) as connection:
+    print(url)
+    print(connection.execute("SHOW data_directory").fetchone()[0])
+"""
+
+
+def test_a_run_without_a_server_url_starts_a_throwaway_one_and_removes_it() -> None:
+    """Unset, ``CESAR_TEST_POSTGRES_URL`` never means "whatever answers on 5432": the run
+    starts a server of its own on a free port, and nothing of it outlives the run."""
+    env = {k: v for k, v in os.environ.items() if k != "CESAR_TEST_POSTGRES_URL"}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRATCH],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    url, data_directory = done.stdout.split()
+    port = conninfo_to_dict(url)["port"]
+    assert port != "5432", url
+    assert not Path(data_directory).exists()  # the cluster's directory went with it
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)  # and so did the server
