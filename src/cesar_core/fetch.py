@@ -34,6 +34,8 @@ from .settings import Settings, redact
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
 
+#: The longest URL accepted unless ``max_url_length`` says otherwise.
+DEFAULT_MAX_URL_LENGTH = 8192
 #: How often a waiting download asks its caller whether to stop.
 STOP_POLL_SECONDS = 0.1
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -88,7 +90,7 @@ class FetchPolicy:
     rate_grace_seconds: float = 30.0
     max_redirects: int = 5
     #: Longer URLs are refused before anything else is looked at (``max_url_length``).
-    max_url_length: int = 8192
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH
     allow_private: bool = False
 
     @classmethod

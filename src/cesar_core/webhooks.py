@@ -12,7 +12,9 @@ Network errors, timeouts, 5xx and 429 are retried with exponential backoff and j
 ``webhook_max_attempts`` requests; other answers (4xx, redirects) are final. The outcome is
 recorded on the job (``Job.webhook``). Delivery runs as a background task of the process that
 ended the job, so a slow or failing receiver never changes the job, nor delays heartbeats
-or other jobs.
+or other jobs. Requests go through the URL guard's client
+(:mod:`cesar_core.guarded_http`): to a checked address only, never to a private one unless
+allowed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ._version import __version__
 from .errors import CesarError
 from .events import JobEvent
 from .fetch import (
+    DEFAULT_MAX_URL_LENGTH,
     FetchPolicy,
     UnresolvableHostError,
     UrlRefusedError,
@@ -68,6 +71,7 @@ class WebhookPolicy:
     timeout_seconds: float = 10.0
     backoff_seconds: float = 1.0
     allow_private: bool = False
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookPolicy:
@@ -77,6 +81,7 @@ class WebhookPolicy:
             timeout_seconds=settings.webhook_timeout,
             backoff_seconds=settings.webhook_backoff,
             allow_private=settings.allow_private_urls,
+            max_url_length=settings.max_url_length,
         )
 
 
@@ -176,7 +181,7 @@ async def deliver(event: JobEvent, policy: WebhookPolicy) -> WebhookDelivery:
 
     assert event.webhook_url is not None
     url, body = event.webhook_url, payload(event)
-    fetch = FetchPolicy(allow_private=policy.allow_private)
+    fetch = FetchPolicy(allow_private=policy.allow_private, max_url_length=policy.max_url_length)
     attempts, status_code, error = 0, None, None
     delivered = False
     # Each connection resolves the receiver's name once, and goes to the address that passed
