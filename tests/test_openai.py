@@ -85,7 +85,7 @@ def test_translation_to_english(client: openai.OpenAI) -> None:
 def test_models_and_errors(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"whisper-1", "tiny.en"} <= ids
-    with pytest.raises(openai.UnprocessableEntityError, match="not available offline"):
+    with pytest.raises(openai.UnprocessableEntityError, match="not available on this server"):
         _unknown_model(client)
     with pytest.raises(openai.BadRequestError, match="response_format"):
         transcribe(client, response_format="docx")

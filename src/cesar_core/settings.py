@@ -123,8 +123,31 @@ class Settings:
     #: Origins browsers may call the API from, comma-separated (``CESAR_CORS_ORIGINS``);
     #: ``*`` for any. Empty: no cross-origin access.
     cors_origins: str = ""
+    #: The largest JSON request body the HTTP API reads (``CESAR_MAX_JSON_BYTES``).
+    max_json_bytes: int = attrs.field(default=1024**2, converter=int)
+    #: The largest ``metadata`` a job may carry, as JSON (``CESAR_MAX_METADATA_BYTES``).
+    max_metadata_bytes: int = attrs.field(default=16 * 1024, converter=int)
+    #: The largest ``beam_size`` an HTTP request may ask for (``CESAR_MAX_BEAM_SIZE``).
+    max_beam_size: int = attrs.field(default=10, converter=int)
+    #: The largest ``batch_size`` an HTTP request may ask for (``CESAR_MAX_BATCH_SIZE``).
+    max_batch_size: int = attrs.field(default=64, converter=int)
+    #: The most ``cpu_threads`` an HTTP request may ask for (``CESAR_MAX_CPU_THREADS``);
+    #: 0 means the machine's logical cores.
+    max_cpu_threads: int = attrs.field(default=0, converter=int)
+    #: How long a synchronous (OpenAI-compatible) request waits for its job before it
+    #: answers 504 and cancels the job (``CESAR_SYNC_TIMEOUT``), in seconds.
+    sync_timeout: float = attrs.field(default=600.0, converter=float)
 
     def __attrs_post_init__(self) -> None:
+        if min(self.max_json_bytes, self.max_metadata_bytes, self.max_beam_size) < 1:
+            raise InvalidOptionsError(
+                "max_json_bytes, max_metadata_bytes and max_beam_size must be at least 1."
+            )
+        if self.max_batch_size < 1 or self.max_cpu_threads < 0 or self.sync_timeout <= 0:
+            raise InvalidOptionsError(
+                "max_batch_size must be at least 1, max_cpu_threads 0 or more and "
+                "sync_timeout positive."
+            )
         if not 0 < self.port < 65536:
             raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
         if self.workers < 0 or self.max_upload_bytes < 1:

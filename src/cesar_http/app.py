@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from cesar_core import CesarError, ModelResolver, Settings, __version__
 from cesar_core.fetch import FetchPolicy
@@ -31,7 +32,7 @@ from cesar_core.service import JobService
 from cesar_core.transcription import open_transcriber
 from cesar_core.worker import Worker, WorkerConfig
 
-from .errors import error_response, status_for, validation_response
+from .errors import cesar_error_response, error_response, status_for, validation_response
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = status_for(exc)
         if status >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(status, exc.code, exc.message, exc.hint)
+        return cesar_error_response(exc, status)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Not the server's failure: one line, and the upload's own cleanup has run.
+        logger.warning("%s %s: the client disconnected", request.method, request.url.path)
+        return error_response(400, "client_disconnected", "The client disconnected.")
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,12 +1,15 @@
 """Core errors as HTTP answers: one status per kind of error, one JSON body for all.
 
 HTTP status codes describe the request, not the job: a job that failed is still fetched
-with 200 and carries its own ``error``.
+with 200 and carries its own ``error``. Only the synchronous (OpenAI-compatible) endpoints
+answer with their job's error, and they take its status from the same table as every
+other error (:func:`status_for_code`), so that a permanent failure is a 4xx a client does
+not retry and a transient one a 503 it may.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -16,35 +19,81 @@ from cesar_core.errors import (
     CesarError,
     InvalidJobIdError,
     InvalidOptionsError,
+    ModelIntegrityError,
     ModelNotFoundError,
     StoreUnavailableError,
     UploadTooLargeError,
 )
-from cesar_core.fetch import UrlRefusedError
+from cesar_core.fetch import DownloadRejectedError, UrlRefusedError
+from cesar_core.jobs import JobError
 from cesar_core.service import JobNotFoundError
 
 from .multipart import FormError
+
+
+class RequestTooLargeError(CesarError):
+    """A request body (other than an upload's audio) is larger than the server reads."""
+
+    code = "request_too_large"
+
+
+class WaitTimeoutError(CesarError):
+    """A synchronous request's job did not finish in time; the job was cancelled."""
+
+    code = "timeout"
+    permanent = False
+
 
 #: The first matching class decides (subclasses before their bases).
 _STATUSES: tuple[tuple[type[CesarError], int], ...] = (
     (JobNotFoundError, 404),
     (UploadTooLargeError, 413),
+    (RequestTooLargeError, 413),
     (UrlRefusedError, 400),
     (FormError, 400),
     (InvalidJobIdError, 422),
     (InvalidOptionsError, 422),
     (ModelNotFoundError, 422),
     (AudioError, 422),
+    (DownloadRejectedError, 422),
+    (ModelIntegrityError, 500),
+    (WaitTimeoutError, 504),
     (StoreUnavailableError, 503),
 )
 
+#: The request field an error is about, where one field is to blame.
+_FIELDS = {
+    "model_not_found": "model",
+    "unsupported_language": "language",
+    "upload_too_large": "file",
+    "url_refused": "url",
+    "url_unresolvable": "url",
+}
 
-def status_for(error: CesarError) -> int:
-    """The HTTP status for a core error: 503 while the store is out of reach, and 500 for
-    anything else not caused by the request."""
-    for kind, status in _STATUSES:
-        if isinstance(error, kind):
+
+def status_for(error: CesarError | type[CesarError]) -> int:
+    """The HTTP status for a core error (or its class): the table above, then 422 for any
+    other permanent error (the request asked for something that cannot be done) and 503
+    for a transient one (the server may manage it later)."""
+    kind = error if isinstance(error, type) else type(error)
+    for known, status in _STATUSES:
+        if issubclass(kind, known):
             return status
+    return 422 if kind.permanent else 503
+
+
+def _subclasses(kind: type[CesarError]) -> Iterator[type[CesarError]]:
+    for sub in kind.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def status_for_code(code: str) -> int:
+    """The status for an error known only by its ``code`` (a failed job's): that of the
+    error class with this code; 500 for a code no class has (the server's own failure)."""
+    for kind in _subclasses(CesarError):
+        if kind.code == code:
+            return status_for(kind)
     return 500
 
 
@@ -59,6 +108,23 @@ def error_response(
     """The one error body: ``{"error": {"code", "message", "hint", "field"}}``."""
     detail = {"code": code, "message": message, "hint": hint, "field": field}
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
+
+
+def cesar_error_response(error: CesarError, status: int | None = None) -> JSONResponse:
+    """The answer to a core error, with the field it is about when one is to blame."""
+    field = getattr(error, "field", None) or _FIELDS.get(error.code)
+    return error_response(status or status_for(error), error.code, error.message, error.hint, field)
+
+
+def job_error_response(error: JobError | None, state: str) -> JSONResponse:
+    """The answer of a synchronous request whose job did not complete."""
+    if error is None:  # cancelled meanwhile (by DELETE /jobs/{id})
+        return error_response(
+            409, "job_cancelled", f"The job was {state} before it finished.", field=None
+        )
+    status = status_for_code(error.code)
+    hint = None if status < 500 else "The server may manage it later; send the request again."
+    return error_response(status, error.code, error.message, hint, _FIELDS.get(error.code))
 
 
 def validation_response(errors: Sequence[Any]) -> JSONResponse:

@@ -9,6 +9,7 @@ and the small text fields before and after it are collected.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,10 @@ from cesar_core.errors import CesarError
 #: Text fields are options: anything longer is a mistake or an attack.
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 100
+#: The longest boundary python-multipart accepts (RFC 2046 itself allows only 70).
+MAX_BOUNDARY = 256
+MAX_FILENAME_CHARS = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FormError(CesarError):
@@ -38,7 +43,20 @@ def boundary_of(content_type: str) -> bytes:
             hint="Send the audio as the form field 'file' (curl -F file=@talk.mp3 ...), or "
             'JSON {"url": ...} with Content-Type: application/json.',
         )
+    if len(boundary) > MAX_BOUNDARY:
+        raise FormError(
+            f"The multipart boundary is {len(boundary)} characters long; at most "
+            f"{MAX_BOUNDARY} are accepted.",
+            hint="HTTP clients choose a short boundary themselves; send the form with one.",
+        )
     return boundary
+
+
+def clean_filename(raw: bytes) -> str:
+    """A filename fit to keep with a job: decoded, without control characters (a NUL
+    cannot be stored everywhere), and of a sane length."""
+    name = _CONTROL.sub("", raw.decode("utf-8", "replace")).strip()
+    return name[-MAX_FILENAME_CHARS:] or "upload"
 
 
 class StreamingForm:
@@ -88,7 +106,7 @@ class StreamingForm:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         self._events.append(
-            ("begin", (name, None if filename is None else filename.decode("utf-8", "replace")))
+            ("begin", (name, None if filename is None else clean_filename(filename)))
         )
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -162,6 +180,16 @@ class StreamingForm:
             if kind == "data":
                 yield value
         raise FormError("The form ended inside the file.", hint="Send the upload again.")
+
+    async def drain(self, limit: int) -> None:
+        """Read (and drop) what is left of the body, up to ``limit`` bytes, so that a client
+        still sending gets the answer instead of a reset connection. The body is read
+        through the same iterator as the form: a request's stream can be read only once."""
+        received = 0
+        async for chunk in self._body:
+            received += len(chunk)
+            if received > limit:
+                return
 
     async def rest(self) -> None:
         """Read the fields after the file; a second file is refused."""

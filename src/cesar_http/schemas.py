@@ -12,12 +12,19 @@ from datetime import datetime
 from typing import Any, Literal
 
 import attrs
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from cesar_core.jobs import Job, JobState
-from cesar_core.transcript import Device, Task, TranscribeOptions
+from cesar_core.transcript import COMPUTE_TYPES, Device, Task, TranscribeOptions
 
 OPTION_NAMES = frozenset(field.name for field in attrs.fields(TranscribeOptions))
+#: Text a field may hold: no control characters (a NUL cannot even be stored by PostgreSQL).
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: Whisper reads at most the last 224 tokens of a prompt, about a thousand characters.
+MAX_PROMPT_CHARS = 2000
+#: Metadata is for identifiers and labels, not documents.
+MAX_METADATA_DEPTH = 16
+MAX_NAME_CHARS = 200
 Status = Literal["queued", "processing", "completed", "error", "cancelled"]
 
 
@@ -37,29 +44,41 @@ class ErrorBody(BaseModel):
 class TranscribeFields(BaseModel):
     """Transcription options and job settings, as form fields or JSON members."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str | None = Field(default=None, description="Model name; default: the server's.")
-    language: str | None = Field(default=None, description="ISO code; default: detected.")
+    model: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_CHARS,
+        pattern=PLAIN_TEXT,
+        description="A model name GET /v1/models lists; default: the server's.",
+    )
+    language: str | None = Field(
+        default=None, max_length=20, pattern=PLAIN_TEXT, description="ISO code; default: detected."
+    )
     task: Task = Field(default=Task.TRANSCRIBE, description="transcribe or translate (to English).")
     word_timestamps: bool = False
     vad_filter: bool = False
-    beam_size: int = Field(default=5, ge=1)
+    beam_size: int = Field(default=5, ge=1, description="At most max_beam_size (10).")
     temperature: float | None = Field(default=None, ge=0, le=1)
-    initial_prompt: str | None = None
+    initial_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     clip_start: float | None = Field(default=None, ge=0)
     clip_end: float | None = Field(default=None, gt=0)
     device: Device = Device.AUTO
-    compute_type: str = "auto"
-    cpu_threads: int = Field(default=0, ge=0)
+    compute_type: str = Field(
+        default="auto", json_schema_extra={"enum": list[JsonValue](sorted(COMPUTE_TYPES))}
+    )
+    cpu_threads: int = Field(default=0, ge=0, description="At most max_cpu_threads.")
     batched: bool = False
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, description="At most max_batch_size (64).")
     webhook_url: str | None = Field(default=None, description="Notified when the job ends.")
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Kept with the job; a JSON object (form: as text)."
     )
     idempotency_key: str | None = Field(
-        default=None, max_length=200, description="Submitting a key again returns its job."
+        default=None,
+        max_length=MAX_NAME_CHARS,
+        pattern=PLAIN_TEXT,
+        description="Submitting a key again returns its job.",
     )
 
     @field_validator("metadata", mode="before")
@@ -67,9 +86,19 @@ class TranscribeFields(BaseModel):
     def _metadata_json(cls, value: Any) -> Any:
         if isinstance(value, str):  # a form field
             try:
-                return json.loads(value) if value.strip() else {}
+                value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"metadata must be a JSON object ({exc.msg})") from None
+            except (RecursionError, ValueError):  # too deep, or an integer too long
+                raise ValueError("metadata must be a small JSON object") from None
+        _check_tree(value)
+        return value
+
+    @field_validator("compute_type")
+    @classmethod
+    def _known_compute_type(cls, value: str) -> str:
+        if value not in COMPUTE_TYPES:
+            raise ValueError(f"compute_type must be one of {', '.join(sorted(COMPUTE_TYPES))}")
         return value
 
     def options(self) -> dict[str, Any]:
@@ -81,6 +110,23 @@ class UrlSubmission(TranscribeFields):
     """``POST /transcribe`` with a JSON body: the audio is fetched from ``url``."""
 
     url: str = Field(description="http(s) URL of the audio; fetched by the worker.")
+
+
+def _check_tree(value: Any) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_METADATA_DEPTH` or holding a NUL, looking
+    at it without recursion (a deep value must not exhaust the stack here either)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError("metadata must not hold NUL characters")
+        if isinstance(item, dict):
+            pending.extend((key, depth) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
 
 
 class WordOut(BaseModel):
@@ -153,6 +199,27 @@ class JobPage(BaseModel):
 
     jobs: list[JobOut]
     next_cursor: str | None = None
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` written in place, for request bodies that
+    only ``openapi_extra`` describes (FastAPI adds no component for them, so a ``$ref`` to
+    one would point nowhere)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 def job_out(job: Job) -> JobOut:

@@ -49,7 +49,7 @@ async def receive_upload(
             check_audio=True,
         )
     except UploadTooLargeError:
-        await _drain(request)
+        await form.drain(DRAIN_BYTES)
         raise
     try:
         await form.rest()
@@ -57,11 +57,3 @@ async def receive_upload(
     except BaseException:
         await service.discard(stored)
         raise
-
-
-async def _drain(request: Request) -> None:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > DRAIN_BYTES:
-            return

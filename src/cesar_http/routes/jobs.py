@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from cesar_core import make_options, render
+from cesar_core import render
 from cesar_core.jobs import JobState
 from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
 
 from ..app import Runtime, runtime
 from ..errors import error_response
-from ..multipart import FormError
-from ..schemas import ErrorBody, JobOut, JobPage, TranscribeFields, UrlSubmission, job_out
+from ..options import check_cursor, job_options, read_json
+from ..schemas import (
+    ErrorBody,
+    JobOut,
+    JobPage,
+    TranscribeFields,
+    UrlSubmission,
+    inline_schema,
+    job_out,
+)
 from ..uploads import FILE_FIELD, receive_upload
 
 router = APIRouter(tags=["jobs"])
@@ -27,7 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
         (400, "The body is malformed, or the URL is refused."),
-        (413, "The upload is larger than the server accepts."),
+        (413, "The upload or the JSON body is larger than the server accepts."),
         (422, "A field is invalid, the model is unknown, or the file is not audio."),
     )
 }
@@ -49,7 +56,7 @@ _SUBMIT_BODY = {
                     },
                 }
             },
-            "application/json": {"schema": {"$ref": "#/components/schemas/UrlSubmission"}},
+            "application/json": {"schema": inline_schema(UrlSubmission)},
         },
     }
 }
@@ -81,30 +88,16 @@ async def submit(request: Request, state: Annotated[Runtime, Depends(runtime)]) 
     return JSONResponse(body, status_code=202 if created else 200, headers=headers)
 
 
-async def _options(fields: TranscribeFields, state: Runtime) -> dict[str, Any]:
-    options = make_options(state.settings, **fields.options())
-    await state.check_model(options.model)
-    return {
-        "options": options,
-        "metadata": fields.metadata,
-        "idempotency_key": fields.idempotency_key,
-        "webhook_url": fields.webhook_url,
-    }
-
-
 async def _submit_url(request: Request, state: Runtime) -> Any:
-    try:
-        payload = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormError(f"The body is not valid JSON: {exc}.") from None
+    payload = await read_json(request, state.settings.max_json_bytes)
     submission = UrlSubmission.model_validate(payload)
-    return await state.service.submit_url(submission.url, **await _options(submission, state))
+    return await state.service.submit_url(submission.url, **await job_options(submission, state))
 
 
 async def _submit_upload(request: Request, state: Runtime) -> Any:
     async with receive_upload(request, state) as (stored, fields):
         values = TranscribeFields.model_validate({name: v[-1] for name, v in fields.items()})
-        job_settings = await _options(values, state)
+        job_settings = await job_options(values, state)
     return await state.service.submit_stored(stored, **job_settings)
 
 
@@ -125,9 +118,12 @@ async def list_jobs(
     state: Annotated[Runtime, Depends(runtime)],
     status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="next_cursor of the previous page.")
+    ] = None,
 ) -> JobPage:
     """A page of jobs without their transcripts; ``next_cursor`` continues the listing."""
+    check_cursor(cursor)
     page = await state.service.list(state=status, limit=limit, cursor=cursor)
     return JobPage(jobs=[job_out(job) for job in page.jobs], next_cursor=page.next_cursor)
 
@@ -166,11 +162,18 @@ async def transcript(
     """The result of a completed job, with the format's media type."""
     job = await state.service.get(job_id)
     if job.state is not JobState.COMPLETED or job.result is None:
+        if job.state.terminal:  # cancelled or failed: it never will be completed
+            return error_response(
+                409,
+                "job_not_completed",
+                f"The job is {job.state.value}; it has no transcript and never will.",
+                f"GET /jobs/{job_id} says why; submit the audio again for a transcript.",
+            )
         return error_response(
             409,
             "job_not_completed",
             f"The job is {job.state.value}; its transcript exists once it is completed.",
             f"Poll /jobs/{job_id} until its status is completed.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if not job.state.terminal else None,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return Response(render(job.result, format), media_type=MEDIA_TYPES[format])

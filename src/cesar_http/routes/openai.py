@@ -8,28 +8,35 @@ other name is a Cesar model name.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 
-from cesar_core import TranscribeOptions, render
+from cesar_core import render
 from cesar_core.jobs import Job, JobState
 from cesar_core.transcript import Task, Transcript
 from cesar_core.transcription.formats import MEDIA_TYPES
 
 from ..app import Runtime, runtime
+from ..errors import WaitTimeoutError, job_error_response
 from ..multipart import FormError
-from ..schemas import ErrorBody
+from ..options import job_options
+from ..schemas import ErrorBody, TranscribeFields
 from ..uploads import receive_upload
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 OPENAI_MODEL = "whisper-1"
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-#: The longest a synchronous request waits for its job.
-WAIT_SECONDS = 3600.0
+#: OpenAI's form fields and the Cesar option each one sets.
+_OPTION_OF = {"model": "model", "language": "language", "prompt": "initial_prompt"}
 
 _FIELDS = {
     "file": {"type": "string", "format": "binary"},
@@ -42,6 +49,7 @@ _FIELDS = {
         "type": "array",
         "items": {"type": "string", "enum": ["word", "segment"]},
     },
+    "stream": {"type": "boolean", "description": "Not supported yet: true is refused."},
 }
 
 
@@ -55,10 +63,14 @@ def _body(translate: bool) -> dict[str, Any]:
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/plain": {}}},
-    400: {"model": ErrorBody, "description": "The form is malformed."},
+    400: {"model": ErrorBody, "description": "The form is malformed, or asks for streaming."},
     413: {"model": ErrorBody, "description": "The upload is too large."},
-    422: {"model": ErrorBody, "description": "A field is invalid, or the file is not audio."},
-    500: {"model": ErrorBody, "description": "The transcription failed."},
+    422: {
+        "model": ErrorBody,
+        "description": "A field is invalid, the file is not audio, or the job failed for good.",
+    },
+    503: {"model": ErrorBody, "description": "The job failed for now; sending again may work."},
+    504: {"model": ErrorBody, "description": "No worker finished the job in time; cancelled."},
 }
 
 
@@ -87,8 +99,6 @@ async def translations(request: Request, state: Annotated[Runtime, Depends(runti
 @router.get("/models", summary="OpenAI-compatible model list")
 async def models(state: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
     """``whisper-1`` (the default model) and every model available offline."""
-    import asyncio
-
     names = [OPENAI_MODEL]
     for location in await asyncio.to_thread(state.resolver.available):
         if location.path is not None and location.name not in names:
@@ -106,49 +116,74 @@ async def models(state: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
 async def _run(request: Request, state: Runtime, task: Task) -> Response:
     async with receive_upload(request, state) as (stored, form):
         fields = {name: values[-1] for name, values in form.items()}
+        if fields.get("stream", "").strip().lower() in ("true", "1"):
+            raise FormError(
+                "stream=true is not supported yet: the answer comes whole, once the job is done.",
+                hint="Leave stream unset (or false); for progress, submit to POST /transcribe "
+                "and poll GET /jobs/{id}.",
+            )
         granularities = set(form.get("timestamp_granularities[]", []))
         response_format = fields.get("response_format") or "json"
         if response_format not in FORMATS:
             raise FormError(
                 f"response_format must be one of {', '.join(FORMATS)}, not {response_format!r}."
             )
-        model = fields.get("model") or OPENAI_MODEL
-        options = TranscribeOptions(
-            model=state.settings.model if model == OPENAI_MODEL else model,
-            language=None if task is Task.TRANSLATE else (fields.get("language") or None),
-            task=task,
-            initial_prompt=fields.get("prompt") or None,
-            temperature=_number(fields.get("temperature")),
-            word_timestamps="word" in granularities,
-        )
-        await state.check_model(options.model)
-    job, _ = await state.service.submit_stored(stored, options=options)
-    done = await state.service.wait(job.id, timeout=WAIT_SECONDS)
-    return _answer(done, response_format, granularities)
+        job_settings = await job_options(_fields(fields, task, granularities), state)
+    job, _ = await state.service.submit_stored(stored, **job_settings)
+    return _answer(await _wait(state, job), response_format, granularities)
 
 
-def _number(value: str | None) -> float | None:
-    if not value:
-        return None
+def _fields(fields: dict[str, str], task: Task, granularities: set[str]) -> TranscribeFields:
+    """OpenAI's form as Cesar's options, checked like those of ``POST /transcribe``."""
+    values: dict[str, Any] = {
+        option: fields[name] for name, option in _OPTION_OF.items() if fields.get(name)
+    }
+    if values.get("model") == OPENAI_MODEL:
+        del values["model"]  # the server's default
+    if task is Task.TRANSLATE:
+        values.pop("language", None)
+    if fields.get("temperature"):
+        values["temperature"] = fields["temperature"]
     try:
-        return float(value)
-    except ValueError:
-        raise FormError(f"temperature must be a number, not {value!r}.") from None
+        return TranscribeFields.model_validate(
+            {**values, "task": task, "word_timestamps": "word" in granularities}
+        )
+    except ValidationError as exc:
+        raise _renamed(exc) from None
+
+
+def _renamed(exc: ValidationError) -> FormError:
+    """A validation error named by the OpenAI field at fault."""
+    first = exc.errors()[0]
+    option = str(first["loc"][0]) if first["loc"] else ""
+    name = next((name for name, opt in _OPTION_OF.items() if opt == option), option)
+    error = FormError(f"{name}: {first['msg']}.")
+    error.field = name  # type: ignore[attr-defined]  # read by cesar_error_response
+    return error
+
+
+async def _wait(state: Runtime, job: Job) -> Job:
+    """The finished job; past ``sync_timeout`` the job is cancelled (nobody would read its
+    result) and the request answered 504."""
+    timeout = state.settings.sync_timeout
+    try:
+        return await state.service.wait(job.id, timeout=timeout)
+    except TimeoutError:
+        await state.service.cancel(job.id)
+        logger.warning("job %s not finished within %g s; cancelled", job.id, timeout)
+        raise WaitTimeoutError(
+            f"The job was not finished within {timeout:g} s, so it was cancelled.",
+            hint="The server may have no worker running, or a long queue; send the audio to "
+            "POST /transcribe and poll GET /jobs/{id} instead.",
+        ) from None
+    except asyncio.CancelledError:  # the client went away: nobody will read the result
+        await asyncio.shield(state.service.cancel(job.id))
+        raise
 
 
 def _answer(job: Job, response_format: str, granularities: set[str]) -> Response:
     if job.state is not JobState.COMPLETED or job.result is None:
-        error = job.error
-        status = 422 if error is not None and error.code.endswith("audio") else 500
-        body = {
-            "error": {
-                "code": error.code if error else job.state.value,
-                "message": error.message if error else f"The job was {job.state.value}.",
-                "hint": None,
-                "field": None,
-            }
-        }
-        return JSONResponse(body, status_code=status)
+        return job_error_response(job.error, job.state.value)
     result = job.result
     if response_format == "json":
         return JSONResponse({"text": result.text})

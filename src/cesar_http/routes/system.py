@@ -7,12 +7,13 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from cesar_core import CesarError
 from cesar_core.jobs import JobState
 
 from ..app import Runtime, runtime
+from ..errors import cesar_error_response, error_response
 from ..schemas import ErrorBody
 
 router = APIRouter(tags=["system"])
@@ -40,14 +41,11 @@ async def ready(state: Annotated[Runtime, Depends(runtime)]) -> Any:
         await state.check_model(state.settings.model)
     except TimeoutError:
         message = f"The job store did not answer within {READY_TIMEOUT:g} s."
-        body = {"error": {"code": "store_unavailable", "message": message, "hint": None}}
-        return JSONResponse(body, status_code=503)
-    except CesarError as exc:
-        body = {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}
-        return JSONResponse(body, status_code=503)
+        return error_response(503, "store_unavailable", message)
+    except CesarError as exc:  # whatever it is, the server is not ready: 503
+        return cesar_error_response(exc, 503)
     except Exception as exc:  # a store that cannot be reached raises its driver's errors
-        body = {"error": {"code": "store_unavailable", "message": str(exc), "hint": None}}
-        return JSONResponse(body, status_code=503)
+        return error_response(503, "store_unavailable", str(exc))
     return {
         "status": "ready",
         "model": state.settings.model,
