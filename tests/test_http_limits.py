@@ -239,6 +239,17 @@ def test_options_within_the_bounds_are_taken(client: httpx.Client) -> None:
     assert client.delete(f"/jobs/{taken.json()['id']}").status_code == 200
 
 
+def test_empty_form_fields_mean_the_defaults(client: httpx.Client) -> None:
+    with (DATA / "speech_en.opus").open("rb") as audio:
+        taken = client.post(
+            "/transcribe", files={"file": audio}, data={"model": "", "language": ""}
+        )
+    assert taken.status_code == 202, taken.text
+    assert taken.json()["options"]["model"] == "tiny.en"
+    assert taken.json()["options"]["language"] is None
+    assert client.delete(f"/jobs/{taken.json()['id']}").status_code == 200
+
+
 def test_a_cancelled_jobs_transcript_does_not_say_to_poll(client: httpx.Client) -> None:
     with (DATA / "speech_en.opus").open("rb") as audio:
         job = client.post("/transcribe", files={"file": audio}).json()

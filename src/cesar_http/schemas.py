@@ -81,6 +81,12 @@ class TranscribeFields(BaseModel):
         description="Submitting a key again returns its job.",
     )
 
+    @field_validator("model", "language", "initial_prompt", "webhook_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """An empty form field means "not given", as browsers and curl send it."""
+        return None if value == "" else value
+
     @field_validator("metadata", mode="before")
     @classmethod
     def _metadata_json(cls, value: Any) -> Any:
