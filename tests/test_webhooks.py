@@ -500,3 +500,25 @@ def test_a_receiver_name_rebound_to_loopback_is_never_posted_to(
     assert delivery.status is DeliveryStatus.FAILED
     assert receiver.requests == []
     assert dns.asked == ["hooks.test"]
+
+
+def test_a_long_webhook_url_allowed_by_the_settings_is_delivered(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """``max_url_length`` counts at delivery as at submission: a URL accepted for the job
+    is not refused when the request is made."""
+    settings = settings_for(tmp_path, max_url_length=10_000)
+    hook = f"{receiver.url}/ok?pad={'a' * 9000}"
+
+    async def scenario() -> Job:
+        service = await open_service(tmp_path, settings)
+        job = await submit(service, tmp_path, webhook_url=hook)
+        await run_worker(service)
+        done = await service.get(job.id)
+        await service.close()
+        return done
+
+    done = asyncio.run(scenario())
+    assert done.webhook is not None
+    assert done.webhook.status is DeliveryStatus.DELIVERED, done.webhook.error
+    assert len(receiver.requests) == 1
