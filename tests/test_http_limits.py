@@ -179,6 +179,24 @@ def test_metadata_depth_size_and_prompt_are_capped(client: httpx.Client) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("member", "raw"),
+    [
+        ("metadata", '{"a": "\\ud800"}'),  # a lone surrogate: not UTF-8, no store keeps it
+        ("metadata", '{"\\udfff": 1}'),
+        ("metadata", '{"a": NaN}'),  # not JSON: PostgreSQL's jsonb refuses it
+        ("metadata", '{"a": 1e999}'),
+        ("initial_prompt", '"a\\u0000b"'),  # PostgreSQL text cannot hold a NUL
+        ("initial_prompt", '"\\ud800"'),
+        ("idempotency_key", '"\\ud800"'),
+        ("webhook_url", '"https://example.com/\\ud800"'),
+    ],
+)
+def test_text_no_store_can_keep_is_422(client: httpx.Client, member: str, raw: str) -> None:
+    body = f'{{"url": "https://example.com/a.mp3", "{member}": {raw}}}'.encode()
+    assert error(post_json(client, body), 422, "invalid_request")["field"] == member
+
+
 @pytest.mark.parametrize("model", ["tiny\u0000en", "m" * 300, "tiny.en\n"])
 def test_model_names_with_nul_or_300_characters_are_422(client: httpx.Client, model: str) -> None:
     body = {"url": "https://example.com/a.mp3", "model": model}

@@ -8,6 +8,7 @@ classes; :func:`job_out` is the one place a :class:`~cesar_core.jobs.Job` become
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +21,8 @@ from cesar_core.transcript import COMPUTE_TYPES, Device, Task, TranscribeOptions
 OPTION_NAMES = frozenset(field.name for field in attrs.fields(TranscribeOptions))
 #: Text a field may hold: no control characters (a NUL cannot even be stored by PostgreSQL).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: Longer text (a prompt) may have line breaks, but no NUL.
+NO_NUL = r"^[^\x00]*$"
 #: Whisper reads at most the last 224 tokens of a prompt, about a thousand characters.
 MAX_PROMPT_CHARS = 2000
 #: Metadata is for identifiers and labels, not documents.
@@ -60,7 +63,7 @@ class TranscribeFields(BaseModel):
     vad_filter: bool = False
     beam_size: int = Field(default=5, ge=1, description="At most max_beam_size (10).")
     temperature: float | None = Field(default=None, ge=0, le=1)
-    initial_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    initial_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS, pattern=NO_NUL)
     clip_start: float | None = Field(default=None, ge=0)
     clip_end: float | None = Field(default=None, gt=0)
     device: Device = Device.AUTO
@@ -70,7 +73,11 @@ class TranscribeFields(BaseModel):
     cpu_threads: int = Field(default=0, ge=0, description="At most max_cpu_threads.")
     batched: bool = False
     batch_size: int = Field(default=8, ge=1, description="At most max_batch_size (64).")
-    webhook_url: str | None = Field(default=None, description="Notified when the job ends.")
+    # min_length makes pydantic check the text is valid Unicode (no lone surrogate); the
+    # URL guard judges the rest, length included.
+    webhook_url: str | None = Field(
+        default=None, min_length=1, description="Notified when the job ends."
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Kept with the job; a JSON object (form: as text)."
     )
@@ -115,19 +122,28 @@ class TranscribeFields(BaseModel):
 class UrlSubmission(TranscribeFields):
     """``POST /transcribe`` with a JSON body: the audio is fetched from ``url``."""
 
-    url: str = Field(description="http(s) URL of the audio; fetched by the worker.")
+    url: str = Field(min_length=1, description="http(s) URL of the audio; fetched by the worker.")
 
 
 def _check_tree(value: Any) -> None:
-    """Refuse JSON nested deeper than :data:`MAX_METADATA_DEPTH` or holding a NUL, looking
-    at it without recursion (a deep value must not exhaust the stack here either)."""
+    """Refuse JSON that a store could not keep or that costs too much to handle: nested
+    deeper than :data:`MAX_METADATA_DEPTH`, text with a NUL or a lone surrogate (not
+    UTF-8), numbers that are not finite (not JSON). It is walked without recursion, so a
+    deep value cannot exhaust the stack here either."""
     pending = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if depth > MAX_METADATA_DEPTH:
             raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
-        if isinstance(item, str) and "\x00" in item:
-            raise ValueError("metadata must not hold NUL characters")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("metadata must not hold NUL characters")
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise ValueError("metadata must be valid Unicode text") from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("metadata numbers must be finite")
         if isinstance(item, dict):
             pending.extend((key, depth) for key in item)
             pending.extend((child, depth + 1) for child in item.values())
