@@ -3,15 +3,15 @@ and what do the dead leave behind?
 
     python bench/chaos.py --jobs 300 [--stores sqlite postgres --postgres URL]
 
-For each store, ``--jobs`` no-op jobs are submitted (half with their 1 KiB of audio inline in
-the store, half in storage: files for SQLite, the blob tables for PostgreSQL, where store
-and audio share the database as separate machines would). Then ``--workers`` ``cesar
-worker`` processes (``bench/noop_worker.py``: the real command with a transcriber that
-sleeps ``--job-seconds``) of ``--slots`` slots run them while, every ``--kill-every``
-seconds (a random time between the two values), one of them chosen at random is killed
-with SIGKILL and a new one started in its place. Leases of ``--lease`` seconds bring a dead
-worker's jobs back to the queue. Once every job has ended the workers are stopped
-(SIGTERM) and the run reports:
+For each store, ``--workers`` ``cesar worker`` processes (``bench/noop_worker.py``: the
+real command with a transcriber that sleeps ``--job-seconds``) of ``--slots`` slots are
+started, then ``--jobs`` no-op jobs submitted (half with their 1 KiB of audio inline in the
+store, half in storage: files for SQLite, the blob tables for PostgreSQL, where store and
+audio share the database as separate machines would). The workers run them while, every
+``--kill-every`` seconds (a random time between the two values), one of them chosen at
+random is killed with SIGKILL and a new one started in its place. Leases of ``--lease``
+seconds bring a dead worker's jobs back to the queue. Once every job has ended the workers
+are stopped (SIGTERM) and the run reports:
 
 - **submitted**, **completed**, **lost** (any job not completed: still queued or running
   after ``--timeout``, or failed because its workers kept dying, which ``--max-attempts``
@@ -20,9 +20,11 @@ worker's jobs back to the queue. Once every job has ended the workers are stoppe
   (every worker appends each job event it emits to a shared log, one ``O_APPEND`` write a
   line), and **announced but not completed**: events for jobs the store does not show as
   completed;
+- how many errors the workers logged (their logs stay in the run's directory, named in
+  the report);
 - what the dead left: **temporary audio copies** in the workers' temporary and scratch
-  directories,
-  ``.part`` files and job audio still in storage, and inline audio rows still in the store.
+  directories, ``.part`` files and job audio still in storage, and inline audio rows still
+  in the store.
 
 Exits 1 when any job was lost or completed twice (or announced and not completed).
 Writes the figures to ``--out`` as JSON too.
@@ -39,6 +41,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -167,8 +170,9 @@ class Workers:
     started: int = 0
     kills: int = 0
     live: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: dict[int, Path] = field(default_factory=dict)  # each process's own, by pid
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         n = self.started
         self.started += 1
         env = {
@@ -178,11 +182,12 @@ class Workers:
             noop_worker.JOB_SECONDS: str(self.args.job_seconds),
             "CESAR_CONFIG": str(self.where.work / "cesar.toml"),
         }
+        log = self.where.work / f"worker{n}.log"
         self.live.append(
             noop_worker.start(
                 self.where.store,
                 self.where.storage,
-                self.where.work / f"worker{n}.log",
+                log,
                 "--transcriber",
                 "noop",
                 "--name",
@@ -192,8 +197,10 @@ class Workers:
                 "--lease",
                 str(self.args.lease),
                 env=env,
+                wait=wait,
             )
         )
+        self.logs[self.live[-1].pid] = log
 
     def kill_one(self, rng: random.Random) -> None:
         victim = self.live.pop(rng.randrange(len(self.live)))
@@ -202,6 +209,15 @@ class Workers:
         self.kills += 1
 
     def stop(self) -> list[int]:
+        """SIGTERM each worker once it has started (before, it would die of the signal,
+        which says nothing of how it stops) and return the exit codes."""
+        deadline = time.monotonic() + 60
+        for process in self.live:
+            log = self.logs[process.pid]
+            while process.poll() is None and time.monotonic() < deadline:
+                if noop_worker.READY in log.read_bytes():
+                    break
+                time.sleep(0.05)
         for process in self.live:
             process.send_signal(signal.SIGTERM)
         return [process.wait(timeout=120) for process in self.live]
@@ -210,23 +226,40 @@ class Workers:
 def one_run(kind: str, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
     with site(kind, args.postgres) as where:
         (where.work / "cesar.toml").write_text("")  # no user config file changes the run
-        ids = asyncio.run(submit(where, args.jobs, args.max_attempts))
+        asyncio.run(submit(where, 0, args.max_attempts))  # the tables, before workers race
         workers = Workers(where, args)
-        started = time.monotonic()
         try:
             for _ in range(args.workers):
                 workers.start()
+            # The jobs arrive once every worker is ready, submitted from another thread
+            # while the kills begin; a killed worker's successor is not waited for (it may
+            # be killed while it starts, too).
+            started = time.monotonic()
+            ids: list[str] = []
+            failed: list[BaseException] = []
+
+            def submit_all() -> None:
+                try:
+                    ids.extend(asyncio.run(submit(where, args.jobs, args.max_attempts)))
+                except BaseException as exc:
+                    failed.append(exc)
+
+            submitter = threading.Thread(target=submit_all)
+            submitter.start()
             low, high = args.kill_every
             next_kill = time.monotonic() + rng.uniform(low, high)
-            while sum(where.states()[s] for s in TERMINAL) < len(ids):
+            while submitter.is_alive() or sum(where.states()[s] for s in TERMINAL) < len(ids):
                 if time.monotonic() - started > args.timeout:
                     break
                 if time.monotonic() >= next_kill:
                     workers.kill_one(rng)
-                    workers.start()
+                    workers.start(wait=False)
                     next_kill = time.monotonic() + rng.uniform(low, high)
                 time.sleep(0.05)
             took = time.monotonic() - started
+            submitter.join()
+            if failed:
+                raise failed[0]
         finally:
             exits = workers.stop()
         jobs = asyncio.run(final_states(where, ids))
@@ -250,9 +283,15 @@ def one_run(kind: str, args: argparse.Namespace, rng: random.Random) -> dict[str
             "workers killed": workers.kills,
             "jobs run again after a kill": sum(1 for _, _, attempts in jobs if attempts > 1),
             "transcriptions started": sum(1 for line in lines if line == "run"),
+            "errors the workers logged": sum(
+                line.startswith("ERROR ")
+                for log in where.work.glob("worker*.log")
+                for line in log.read_text(errors="replace").splitlines()
+            ),
             "seconds": round(took, 2),
             "worker exit codes at the end": exits,
             **where.leftovers(),
+            "directory": str(where.work),
         }
     return result
 
@@ -295,9 +334,9 @@ def main() -> None:
     for kind in args.stores:
         result = one_run(kind, args, rng)
         results.append(result)
-        print(f"\n{kind}:")
+        print(f"\n{kind} (worker logs in {result['directory']}):")
         for name, value in result.items():
-            if name != "store":
+            if name not in ("store", "directory"):
                 print(f"  {name:48} {value}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seed": seed, "results": results}, indent=2))

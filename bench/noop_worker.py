@@ -31,6 +31,8 @@ from cesar_core.hookspecs import hookimpl
 JOB_SECONDS = "CESAR_BENCH_JOB_SECONDS"
 LOG = "CESAR_BENCH_LOG"  # the file each worker appends its runs and events to
 PATH = os.environ.get(LOG)
+#: What ``cesar worker`` writes to stderr once its store and storage are open.
+READY = b"stop with Ctrl-C"
 
 
 def _log(line: str) -> None:
@@ -75,10 +77,16 @@ class NoopPlugin:
 
 
 def start(
-    store: str, storage: str, log: Path, *args: str, env: dict[str, str] | None = None
+    store: str,
+    storage: str,
+    log: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> subprocess.Popen[bytes]:
     """This script as a worker process on ``store`` and ``storage``, its stderr appended to
-    ``log``; returns once it has opened both and is about to claim jobs."""
+    ``log`` (the process's own); returns once it has opened both and is about to claim
+    jobs, or at once without ``wait``."""
     with log.open("ab") as err:
         start_at = err.tell()
         process = subprocess.Popen(
@@ -88,7 +96,7 @@ def start(
             env={**os.environ, **(env or {})},
         )
     deadline = time.monotonic() + 60
-    while b"stop with Ctrl-C" not in log.read_bytes()[start_at:]:
+    while wait and READY not in log.read_bytes()[start_at:]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             tail = log.read_bytes()[start_at:].decode(errors="replace")[-2000:]
