@@ -386,3 +386,51 @@ def test_every_ref_in_the_openapi_document_resolves(client: httpx.Client) -> Non
             target = target[part]
     submit = document["paths"]["/transcribe"]["post"]["requestBody"]["content"]
     assert "url" in submit["application/json"]["schema"]["properties"]
+
+
+# The same limits in front of PostgreSQL, the strictest store
+
+
+def test_what_passes_the_limits_is_kept_by_postgresql(tmp_path: Path) -> None:
+    """Text the limits let through (tabs, line breaks, any script, emoji, metadata just
+    under its cap) is stored and read back by PostgreSQL; what they refuse never reaches
+    it; and a cursor past 2**63 is refused before PostgreSQL's bigint sees it."""
+    from .postgres_helpers import scratch_database
+
+    metadata = {"note": "tab\there\nline 2 — ünïcødé 🎙", "n": [1, 2.5, None, True]}
+    metadata["pad"] = "x" * (16 * 1024 - len(json.dumps(metadata, ensure_ascii=False)) - 20)
+    with (
+        scratch_database("cesar_limits") as store,
+        served_app(tmp_path, store=store, storage=store) as url,
+        httpx.Client(base_url=url, timeout=30) as pg,
+    ):
+        fields = {
+            "metadata": json.dumps(metadata),
+            "initial_prompt": "Line one.\nLine two, ✓.",
+            "idempotency_key": "ключ-🔑",
+        }
+        parts = [
+            f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in fields.items()
+        ]
+        # Written by hand: clients escape a NUL in a filename, a hostile caller need not.
+        parts.append(
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="talk\x00\x07.opus"'
+            b"\r\n\r\n" + speech() + b"\r\n--b--\r\n"
+        )
+        taken = pg.post(
+            "/transcribe",
+            content=b"".join(parts),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert taken.status_code == 202, taken.text
+        job = pg.get(f"/jobs/{taken.json()['id']}").json()
+        assert job["metadata"] == metadata
+        assert job["options"]["initial_prompt"] == "Line one.\nLine two, ✓."
+        assert job["source"]["filename"] == "talk.opus"
+        for member, raw in (("metadata", '{"a": "\\u0000"}'), ("initial_prompt", '"\\u0000"')):
+            body = f'{{"url": "https://example.com/a.mp3", "{member}": {raw}}}'.encode()
+            error(post_json(pg, body), 422, "invalid_request")
+        cursor = base64.urlsafe_b64encode(f"j{2**63}".encode()).decode().rstrip("=")
+        error(pg.get("/jobs", params={"cursor": cursor}), 422, "invalid_options")
+        assert pg.get("/jobs").status_code == 200
