@@ -51,6 +51,67 @@ def _path(value: str | Path) -> Path:
     return Path(value).expanduser()
 
 
+#: A size: a number, then optionally a unit. ``K``, ``M``, ``G``, ``T`` (with or without a
+#: final ``B``) are powers of 1000, as in SI; ``KiB``, ``MiB``, ``GiB``, ``TiB`` (or ``Ki``...)
+#: powers of 1024.
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?)b?|b)?", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+SIZE_FORM = "a size in bytes, such as 1048576, 500MB, 2GiB or 1.5G"
+
+
+def parse_size(value: str | int | float) -> int:
+    """Bytes from ``2GiB``, ``500MB``, ``1.5G``, ``64k`` or plain ``1048576``.
+
+    Sizes are settings people type: making them count zeros invites mistakes of a factor of
+    ten. Raises ValueError for anything else (negative or fractional byte counts too).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0 or value != int(value):
+            raise ValueError(f"not a size: {value!r}")
+        return int(value)
+    match = _SIZE.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    size = float(number) * base ** _SIZE_POWERS[(unit or "").lower()]
+    if size != int(size) and not unit:
+        raise ValueError(f"not a whole number of bytes: {value!r}")
+    return int(size)
+
+
+def _parse_value(field: attrs.Attribute[Any], value: Any, where: str) -> Any:
+    """``value`` as the setting ``field`` holds it, or an error that names ``where`` it came
+    from (the variable, the file) and the form it must take."""
+    name, kind = field.name, str(field.type)
+    if kind == "bool":
+        return _as_bool(where, value)
+    if name.endswith(("_bytes", "_bytes_per_second")):
+        parse: Any = parse_size
+        form = SIZE_FORM
+    elif kind == "int":
+        parse, form = _whole_number, "a whole number"
+    elif kind == "float":
+        parse, form = float, "a number"
+    else:
+        return value
+    try:
+        return parse(value)
+    except (TypeError, ValueError):
+        raise InvalidOptionsError(
+            f"{where} must be {form}, not {value!r}.",
+            hint=f"Fix {where}; docs/settings.md lists every setting and its form.",
+        ) from None
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
 @frozen(kw_only=True)
 class Settings:
     """Where Cesar keeps its files and what it may do without being asked."""
@@ -236,12 +297,19 @@ class Settings:
             env_value = env.get(f"CESAR_{name.upper()}")
             if env_value is not None:
                 values[name] = env_value
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        for flag in ("allow_download", "allow_private_urls"):
-            if flag in values:
-                variable = f"CESAR_{flag.upper()}"
-                where = variable if env.get(variable) is not None else f"{flag} in {path}"
-                values[flag] = _as_bool(where, values[flag])
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        fields = attrs.fields_dict(cls)
+        for name, value in values.items():
+            variable = f"CESAR_{name.upper()}"
+            where = (
+                name
+                if name in given
+                else variable
+                if env.get(variable) is not None
+                else f"{name} in {path}"
+            )
+            values[name] = _parse_value(fields[name], value, where)
         return cls(**values)
 
 

@@ -10,13 +10,11 @@ jobs finish for the grace period, and hands the rest back to the queue.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
-from attrs import define
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -32,50 +30,12 @@ from cesar_core.service import JobService
 from cesar_core.transcription import open_transcriber
 from cesar_core.worker import Worker, WorkerConfig
 
+from .apidocs import add_docs
 from .errors import cesar_error_response, error_response, status_for, validation_response
 from .metrics import Metrics
+from .runtime import Runtime, require_key
 
 logger = logging.getLogger(__name__)
-
-
-@define
-class Runtime:
-    """What the routes share for the life of the app."""
-
-    settings: Settings
-    service: JobService
-    resolver: ModelResolver
-    metrics: Metrics
-    worker: Worker | None = None
-
-    async def check_model(self, name: str) -> None:
-        """Raise :class:`~cesar_core.errors.ModelNotFoundError` for a model no source has."""
-        await asyncio.to_thread(self.resolver.resolve, name)
-
-
-def runtime(request: Request) -> Runtime:
-    """The app's :class:`Runtime`, for routes (``Depends(runtime)``)."""
-    found: Runtime = request.app.state.runtime
-    return found
-
-
-def require_key(request: Request) -> None:
-    """Refuse requests without the configured bearer token (when one is configured)."""
-    key = runtime(request).settings.api_key
-    if not key:
-        return
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not _same(token.strip(), key):
-        raise HTTPException(
-            status_code=401,
-            detail="A valid API key is required: send Authorization: Bearer <key>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,49 +44,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await JobService.open(settings)
-        metrics = Metrics()
-        resolver = ModelResolver.from_plugins(get_manager(), settings)
-        state = Runtime(settings, service, resolver, metrics)
-        task = None
-        if settings.workers > 0:
-            state.worker = Worker(
-                service.store,
-                service.storage,
-                open_transcriber(settings),
-                WorkerConfig(
-                    concurrency=settings.workers,
-                    grace_seconds=settings.grace_seconds,
-                    retention_hours=settings.retention_hours,
-                ),
-                fetch=FetchPolicy.from_settings(settings),
-                events=service.events,
-                on_finished=metrics.observe,
-            )
-            task = asyncio.create_task(state.worker.run())
-        else:  # no worker to keep house (clean up, prune): the API node does it
-            retention = retention_of(settings.retention_hours)
-            upkeep = Housekeeper(service.store, service.storage, retention)
-            task = asyncio.create_task(upkeep.run())
-        app.state.runtime = state
-        try:
+        async with AsyncExitStack() as running:
+            try:
+                app.state.runtime = await _start(settings, running)
+            except Exception as exc:
+                # Kept for `cesar serve`, which reports it in one line once uvicorn gives up.
+                app.state.startup_error = exc
+                raise
             yield
-        finally:
-            if state.worker is not None and task is not None:
-                state.worker.request_stop()
-                with suppress(asyncio.CancelledError):
-                    await task
-            elif task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            await service.close()
 
     app = FastAPI(
         title="Cesar",
         version=__version__,
         summary="Offline speech-to-text: submit audio, poll the job, get the transcript.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs, from files inside the package
+        redoc_url=None,
         responses={
             401: {"model": _error_model(), "description": "Missing or wrong API key."},
             422: {"model": _error_model(), "description": "A field is missing or invalid."},
@@ -184,7 +117,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(jobs.router, dependencies=[Depends(require_key)])
     app.include_router(openai.router, dependencies=[Depends(require_key)])
+    add_docs(app)
     return app
+
+
+async def _start(settings: Settings, running: AsyncExitStack) -> Runtime:
+    """Open the store, the storage and the worker (or the housekeeper of a worker-less node).
+
+    Each part is entrusted to ``running`` as soon as it exists, so that a failure part-way
+    closes what was already open: an open store left behind keeps threads that would hold
+    the process alive after a failed start-up.
+    """
+    manager = get_manager()
+    service = await JobService.open(settings)
+    running.push_async_callback(service.close)
+    metrics = Metrics()
+    resolver = ModelResolver.from_plugins(manager, settings)
+    state = Runtime(settings, service, resolver, metrics)
+    if settings.workers > 0:
+        worker = Worker(
+            service.store,
+            service.storage,
+            open_transcriber(settings, manager),
+            WorkerConfig(
+                concurrency=settings.workers,
+                grace_seconds=settings.grace_seconds,
+                retention_hours=settings.retention_hours,
+            ),
+            fetch=FetchPolicy.from_settings(settings),
+            events=service.events,
+            on_finished=metrics.observe,
+        )
+        state.worker = worker
+        running.push_async_callback(_stopped, asyncio.create_task(worker.run()), worker)
+    else:  # no worker to keep house (clean up, prune): the API node does it
+        upkeep = Housekeeper(service.store, service.storage, retention_of(settings.retention_hours))
+        running.push_async_callback(_stopped, asyncio.create_task(upkeep.run()), None)
+    return state
+
+
+async def _stopped(task: asyncio.Task[object], worker: Worker | None) -> None:
+    """End ``task``: a worker stops claiming and finishes within its grace period; the
+    housekeeper is simply cancelled."""
+    if worker is not None:
+        worker.request_stop()
+    else:
+        task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 def _error_model() -> type:

@@ -22,9 +22,9 @@ from cesar_core.errors import InvalidOptionsError, ModelNotFoundError, Unsupport
 from cesar_core.stores.common import decode_cursor
 from cesar_core.transcript import Task, TranscribeOptions
 
-from .app import Runtime
 from .errors import RequestTooLargeError
 from .multipart import FormError
+from .runtime import Runtime
 from .schemas import TranscribeFields
 
 #: Where HTTP callers learn the model names they may use.

@@ -14,8 +14,8 @@ from fastapi import Request
 from cesar_core.errors import UploadTooLargeError
 from cesar_core.service import StoredAudio
 
-from .app import Runtime
 from .multipart import FormError, StreamingForm, boundary_of
+from .runtime import Runtime
 
 FILE_FIELD = "file"
 #: After an upload is refused for its size, at most this much more of it is read (and

@@ -11,9 +11,9 @@ from cesar_core import render
 from cesar_core.jobs import JobState
 from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
 
-from ..app import Runtime, runtime
 from ..errors import error_response
 from ..options import check_cursor, job_options, read_json
+from ..runtime import Runtime, runtime
 from ..schemas import (
     ErrorBody,
     JobOut,

@@ -22,10 +22,10 @@ from cesar_core.jobs import Job, JobState
 from cesar_core.transcript import Task, Transcript
 from cesar_core.transcription.formats import MEDIA_TYPES
 
-from ..app import Runtime, runtime
 from ..errors import WaitTimeoutError, job_error_response
 from ..multipart import FormError
 from ..options import job_options
+from ..runtime import Runtime, runtime
 from ..schemas import ErrorBody, TranscribeFields
 from ..uploads import receive_upload
 

@@ -12,8 +12,8 @@ from fastapi.responses import PlainTextResponse
 from cesar_core import CesarError
 from cesar_core.jobs import JobState
 
-from ..app import Runtime, runtime
 from ..errors import cesar_error_response, error_response
+from ..runtime import Runtime, runtime
 from ..schemas import ErrorBody
 
 router = APIRouter(tags=["system"])

@@ -1,0 +1,63 @@
+"""What the routes depend on: the app's :class:`Runtime` and the API key check.
+
+It lives apart from :mod:`cesar_http.app` because the app includes the routes: routes that
+imported these from the app would make the two modules import each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from attrs import define
+from fastapi import HTTPException, Request
+
+from cesar_core import ModelResolver, Settings
+from cesar_core.service import JobService
+from cesar_core.worker import Worker
+
+from .metrics import Metrics
+
+
+@define
+class Runtime:
+    """What the routes share for the life of the app."""
+
+    settings: Settings
+    service: JobService
+    resolver: ModelResolver
+    metrics: Metrics
+    worker: Worker | None = None
+
+    async def check_model(self, name: str) -> None:
+        """Raise :class:`~cesar_core.errors.ModelNotFoundError` for a model no source has."""
+        await asyncio.to_thread(self.resolver.resolve, name)
+
+
+def runtime(request: Request) -> Runtime:
+    """The app's :class:`Runtime`, for routes (``Depends(runtime)``)."""
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+def require_key(request: Request) -> None:
+    """Refuse requests without the configured bearer token (when one is configured)."""
+    key = runtime(request).settings.api_key
+    if not key:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not _same(token.strip(), key):
+        raise HTTPException(
+            status_code=401,
+            detail="A valid API key is required: send Authorization: Bearer <key>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _same(given: str, expected: str) -> bool:
+    """Compare in constant time, so that timing does not reveal how much of a key matched."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+__all__ = ["Runtime", "require_key", "runtime"]
