@@ -8,7 +8,9 @@ to do; ``--verbose`` adds the traceback of unexpected errors.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -18,9 +20,17 @@ from cesar_core import CesarError, InvalidOptionsError, __version__
 class CesarGroup(click.Group):
     """A click group that turns library errors into one-line messages and exit codes."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:  # `cesar --help | head -1`
+            _reader_gone()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()
         except InvalidOptionsError as exc:
             raise click.UsageError(str(exc)) from None
         except CesarError as exc:
@@ -36,6 +46,19 @@ class CesarGroup(click.Group):
                 f"unexpected {type(exc).__name__}: {exc}. Rerun with -vv for the traceback, "
                 "and report it if it persists."
             ) from None
+
+
+def _reader_gone() -> NoReturn:
+    """End quietly when what reads our output has stopped (``cesar jobs list | head -2``).
+
+    As Unix tools killed by SIGPIPE do, exit with 141 (128 + SIGPIPE), so that a pipeline
+    under ``set -o pipefail`` still sees it. Standard output is pointed at /dev/null first:
+    Python's final flush of what is left would otherwise fail again and print a traceback.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(141)
 
 
 @click.group(cls=CesarGroup, context_settings={"help_option_names": ["-h", "--help"]})

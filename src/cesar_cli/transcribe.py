@@ -203,6 +203,8 @@ def transcribe(
                 raise
             failures += 1
             click.echo(f"Error: {exc}", err=True)
+        except BrokenPipeError:
+            raise  # the reader of stdout is gone: the command group ends quietly
         except OSError as exc:
             message = (
                 f"cannot write {target or 'stdout'}: {exc.strerror or exc}. Check the "
