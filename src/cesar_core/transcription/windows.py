@@ -7,6 +7,7 @@ them into windows at quiet moments and hands faster-whisper one window at a time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,9 @@ from .audio import SAMPLE_RATE
 SILENCE_PEAK = 10 ** (-60 / 20)
 #: Whisper's own fallback schedule, used when no temperature is given.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-#: Batched mode without VAD cuts the audio into windows of this many seconds.
+#: Batched mode without VAD cuts each window into clips of at most this many seconds (what
+#: whisper hears at once), each ending at the quietest moment of its last
+#: :data:`_CUT_SEARCH_S` seconds (see :func:`_clips`).
 BATCH_WINDOW_S = 30.0
 #: Long audio is transcribed this many seconds at a time (see :class:`WindowedRun`), so a
 #: 30-minute file needs no more memory than a 1-minute one (bench/transcribe.py).
@@ -87,8 +90,9 @@ class WindowedRun:
         samples = self._buffer[:length]
         if float(np.max(np.abs(samples))) >= SILENCE_PEAK:
             before = len(self.segments)
+            span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
             for raw in self._segments(samples):
-                self.segments.append(_segment(raw, len(self.segments), self._buffer_start))
+                self.segments.append(_segment(raw, len(self.segments), span))
             if self.language is None and len(self.segments) > before:
                 # Detected on a window that held speech: keep it for the rest of the audio.
                 self.language = self._detected[0]
@@ -109,12 +113,12 @@ class WindowedRun:
             "word_timestamps": options.word_timestamps,
             "vad_filter": options.vad_filter,
         }
-        duration = len(samples) / SAMPLE_RATE
         if options.batched:
             from faster_whisper import BatchedInferencePipeline
 
-            if not options.vad_filter and duration > BATCH_WINDOW_S:
-                kwargs["clip_timestamps"] = _windows(duration)
+            if not options.vad_filter:
+                # Always clips, even for one: faster-whisper refuses exactly 30 s without.
+                kwargs["clip_timestamps"] = _clips(samples)
             segments, info = BatchedInferencePipeline(self.model).transcribe(
                 samples, batch_size=options.batch_size, **kwargs
             )
@@ -145,26 +149,47 @@ class _ProgressAborted(Exception):
         self.error = error
 
 
-def _segment(raw: Any, index: int, offset: float) -> Segment:
-    """Our :class:`Segment` from faster-whisper's, moved onto the file's timeline."""
+def _segment(raw: Any, index: int, span: tuple[float, float]) -> Segment:
+    """Our :class:`Segment` from faster-whisper's, moved onto the file's timeline and kept
+    inside ``span``, the window it was heard in (start and end on that timeline).
+
+    Whisper times speech on a 30-second grid padded with silence, so near the end of a
+    window it can put an end past the last sample (27.6 s on a 27.2 s file, 39.9 s for a
+    clip ending at 26 s): subtitles would outlast the sound, and one window's segments
+    would overlap the next's. The text is kept, only its times are clamped.
+    """
+    offset = span[0]
     words = tuple(
         Word(
-            start=round(float(w.start) + offset, 3),
-            end=round(float(w.end) + offset, 3),
+            start=start,
+            end=end,
             word=w.word,
             probability=round(float(w.probability), 4),
         )
         for w in raw.words or ()
+        for start, end in [_clamp(float(w.start) + offset, float(w.end) + offset, span)]
     )
+    start, end = _clamp(float(raw.start) + offset, float(raw.end) + offset, span)
     return Segment(
         id=index,
-        start=round(float(raw.start) + offset, 3),
-        end=round(float(raw.end) + offset, 3),
+        start=start,
+        end=end,
         text=raw.text.strip(),
         words=words,
         avg_logprob=round(float(raw.avg_logprob), 4),
         no_speech_prob=round(float(raw.no_speech_prob), 4),
     )
+
+
+def _clamp(start: float, end: float, span: tuple[float, float]) -> tuple[float, float]:
+    """``start`` and ``end`` rounded to the millisecond and kept inside ``span``, in order.
+
+    The upper bound is rounded down, so that rounding never lifts a time past the end.
+    """
+    low = math.ceil(span[0] * 1000 - 1e-6) / 1000
+    high = max(low, math.floor(span[1] * 1000 + 1e-6) / 1000)
+    start = min(max(round(start, 3), low), high)
+    return start, min(max(round(end, 3), start), high)
 
 
 def _quietest_cut(window: npt.NDArray[np.float32]) -> int:
@@ -178,6 +203,22 @@ def _quietest_cut(window: npt.NDArray[np.float32]) -> int:
     return len(window) - (frames - quietest) * _CUT_FRAME + _CUT_FRAME // 2
 
 
-def _windows(duration: float) -> list[dict[str, float]]:
-    starts = np.arange(0.0, duration, BATCH_WINDOW_S)
-    return [{"start": float(s), "end": float(min(s + BATCH_WINDOW_S, duration))} for s in starts]
+def _clips(samples: npt.NDArray[np.float32]) -> list[dict[str, float]]:
+    """The clips batched mode decodes ``samples`` in (``clip_timestamps``, in seconds).
+
+    Each is at most :data:`BATCH_WINDOW_S` long and ends at the quietest moment near its
+    end, as windows do. Clips cut every 30 s regardless of the speech split sentences, and
+    whisper, decoding a clip without timestamps, drops a sentence cut at either edge: on
+    10 minutes of speech batched decoding kept 1,204 of 1,315 words (WER 0.12, 0.04
+    unbatched); cut in pauses it keeps 1,313 (WER 0.04). faster-whisper's own batched mode
+    avoids this by cutting at the pauses its voice detection finds.
+    """
+    longest = round(BATCH_WINDOW_S * SAMPLE_RATE)
+    clips = []
+    start = 0
+    while len(samples) - start > longest:
+        end = start + _quietest_cut(samples[start : start + longest])
+        clips.append((start, end))
+        start = end
+    clips.append((start, len(samples)))
+    return [{"start": a / SAMPLE_RATE, "end": b / SAMPLE_RATE} for a, b in clips]
