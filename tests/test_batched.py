@@ -8,13 +8,16 @@ text with the unbatched one on the same file.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cesar_core import TranscribeOptions, WhisperTranscriber
+from cesar_core.transcription import windows
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
+from cesar_core.transcription.windows import WINDOW_S
 
 from .conftest import DATA, REFERENCES, normalise, wer
 from .test_bad_input import write_wav
@@ -66,3 +69,19 @@ def test_batched_audio_of_exactly_one_clip(transcriber: WhisperTranscriber, tmp_
     assert result.duration == pytest.approx(30.0, abs=0.001)
     assert result.segments[-1].end <= 30.0
     assert len(normalise(result.text).split()) > 45  # about 2.2 words a second
+
+
+def test_batched_clips_cover_the_window_and_end_in_pauses(tmp_path: Path) -> None:
+    samples = load_audio(repeated_speech(tmp_path, LEAD_S, 2))[: round(WINDOW_S * SAMPLE_RATE)]
+    clips = windows._clips(samples)
+    assert clips[0]["start"] == 0.0
+    assert clips[-1]["end"] == pytest.approx(len(samples) / SAMPLE_RATE)
+    for before, after in itertools.pairwise(clips):
+        assert before["end"] == after["start"]
+    for clip in clips:
+        assert clip["end"] - clip["start"] <= windows.BATCH_WINDOW_S
+    loudness = np.sqrt(np.mean(samples**2))
+    for clip in clips[:-1]:
+        cut = round(clip["end"] * SAMPLE_RATE)
+        around = samples[cut - SAMPLE_RATE // 20 : cut + SAMPLE_RATE // 20]
+        assert np.sqrt(np.mean(around**2)) < loudness / 10, f"cut at {clip['end']:.2f} s"
