@@ -54,7 +54,13 @@ def jobs() -> None:
 
 @jobs.command("list")
 @store_option
-@click.option("--state", type=click.Choice([s.value for s in JobState]), help="Only this state.")
+@click.option(
+    "--status",
+    "--state",
+    "state",
+    type=click.Choice([s.value for s in JobState]),
+    help="Only jobs with this status, as GET /jobs?status= (--state is its former name).",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--cursor", help="Continue a listing (printed after a full page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

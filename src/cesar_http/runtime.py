@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 
 from attrs import define
 from fastapi import HTTPException, Request
@@ -17,6 +18,7 @@ from cesar_core.service import JobService
 from cesar_core.worker import Worker
 
 from .metrics import Metrics
+from .multipart import FormError
 
 
 @define
@@ -55,9 +57,32 @@ def require_key(request: Request) -> None:
         )
 
 
+class UnknownParameterError(FormError):
+    """A query parameter the endpoint does not take (``400``): ignoring it would answer a
+    question the client did not ask, as ``/jobs?state=queued`` listing every job did."""
+
+    code = "unknown_parameter"
+
+
+def only_query(*names: str) -> Callable[[Request], None]:
+    """A dependency that refuses any query parameter but ``names``."""
+
+    def check(request: Request) -> None:
+        unknown = [name for name in request.query_params if name not in names]
+        if unknown:
+            error = UnknownParameterError(
+                f"Unknown query parameter {unknown[0]!r}.",
+                hint=f"This endpoint takes {', '.join(names)}.",
+            )
+            error.field = unknown[0]  # type: ignore[attr-defined]  # read by cesar_error_response
+            raise error
+
+    return check
+
+
 def _same(given: str, expected: str) -> bool:
     """Compare in constant time, so that timing does not reveal how much of a key matched."""
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-__all__ = ["Runtime", "require_key", "runtime"]
+__all__ = ["Runtime", "UnknownParameterError", "only_query", "require_key", "runtime"]

@@ -13,7 +13,7 @@ from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
 
 from ..errors import error_response
 from ..options import check_cursor, job_options, read_json
-from ..runtime import Runtime, runtime
+from ..runtime import Runtime, only_query, runtime
 from ..schemas import (
     ErrorBody,
     JobOut,
@@ -113,7 +113,13 @@ async def get_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -> J
     return job_out(await state.service.get(job_id))
 
 
-@router.get("/jobs", response_model=JobPage, summary="Jobs, newest first, a page at a time")
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    summary="Jobs, newest first, a page at a time",
+    dependencies=[Depends(only_query("status", "limit", "cursor"))],
+    responses={400: {"model": ErrorBody, "description": "An unknown query parameter."}},
+)
 async def list_jobs(
     state: Annotated[Runtime, Depends(runtime)],
     status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
