@@ -15,6 +15,7 @@ from pathlib import Path
 from attrs import frozen
 
 from cesar_core.jobs import Job
+from cesar_core.plugins import make_manager
 from cesar_core.service import JobService
 from cesar_core.settings import DEFAULT_INLINE_AUDIO_BYTES
 from cesar_core.storage import open_storage
@@ -45,8 +46,10 @@ async def open_service(
     """A service on the site's store and storage, or SQLite and files under a directory;
     ``inline_bytes=0`` sends even small uploads to storage."""
     if isinstance(where, Site):
-        store = await open_store(where.store)
-        return JobService(store, await open_storage(where.storage), inline_bytes=inline_bytes)
+        manager = make_manager({})
+        store = await open_store(where.store, manager)
+        storage = await open_storage(where.storage, manager)
+        return JobService(store, storage, inline_bytes=inline_bytes)
     store = await SQLiteJobStore.open(where / "jobs.db")
     return JobService(store, LocalStorage(where / "audio"), inline_bytes=inline_bytes)
 

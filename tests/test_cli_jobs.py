@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cesar_core import Settings
 from cesar_core.jobs import JobState
+from cesar_core.plugins import make_manager
 from cesar_core.service import JobService
 
 from .conftest import REFERENCES, wer
@@ -32,7 +33,7 @@ def cesar(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def submit(root: Path, audio: Path) -> str:
     async def go() -> str:
         settings = Settings(data_dir=root, store=f"sqlite:///{root}/jobs.db")
-        service = await JobService.open(settings)
+        service = await JobService.open(settings, make_manager({}))
         job, _ = await service.submit_file(audio)
         await service.close()
         return job.id

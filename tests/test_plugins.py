@@ -127,7 +127,7 @@ def test_a_plugin_transcriber_runs_jobs_end_to_end(tmp_path: Path, data: Path) -
     assert isinstance(open_transcriber(Settings(data_dir=tmp_path), manager), WhisperTranscriber)
 
     async def scenario() -> str:
-        service = await JobService.open(settings)
+        service = await JobService.open(settings, manager)
         job, _ = await service.submit_file(data / "speech_en.wav")
         await Worker(service.store, service.storage, engine, events=service.events).run(
             until_idle=True
@@ -165,12 +165,14 @@ def test_storage_is_chosen_by_url(tmp_path: Path, data: Path) -> None:
         data_dir=tmp_path / "data", storage=elsewhere.as_uri(), inline_audio_bytes=0
     )
 
+    manager = make_manager({})
+
     async def scenario() -> None:
-        service = await JobService.open(settings)
+        service = await JobService.open(settings, manager)
         job, _ = await service.submit_file(data / "speech_en.wav")
         assert (elsewhere / job.id / "audio.wav").is_file()
         await service.close()
-        default = await open_storage(Settings(data_dir=tmp_path / "data").storage_url)
+        default = await open_storage(Settings(data_dir=tmp_path / "data").storage_url, manager)
         assert isinstance(default, LocalStorage)
         assert default.root == tmp_path / "data" / "audio"
         for url, message in (
@@ -181,6 +183,6 @@ def test_storage_is_chosen_by_url(tmp_path: Path, data: Path) -> None:
             ("file://server/share", "Invalid storage URL"),
         ):
             with pytest.raises(InvalidOptionsError, match=message):
-                await open_storage(url)
+                await open_storage(url, manager)
 
     asyncio.run(scenario())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cesar_core
-from cesar_core import TranscribeOptions, WhisperTranscriber
+from cesar_core import Settings, TranscribeOptions, WhisperTranscriber
 from cesar_core.transcription import windows
 
 from .conftest import REFERENCES, wer
@@ -116,8 +116,8 @@ def test_base_translates_to_english(transcriber: WhisperTranscriber, data: Path)
     assert words & {"hello", "hi", "everyone", "all", "dog", "kitchen", "every", "day"}, result.text
 
 
-def test_model_is_loaded_once_and_shared_between_threads(data: Path) -> None:
-    transcriber = WhisperTranscriber()
+def test_model_is_loaded_once_and_shared_between_threads(data: Path, settings: Settings) -> None:
+    transcriber = WhisperTranscriber(settings)
     results: list[str] = []
     errors: list[BaseException] = []
 
@@ -137,8 +137,10 @@ def test_model_is_loaded_once_and_shared_between_threads(data: Path) -> None:
     assert all(wer(EN, text) < MAX_WER for text in results)
 
 
-def test_cpu_threads_and_compute_type_pick_separate_cache_entries(data: Path) -> None:
-    transcriber = WhisperTranscriber()
+def test_cpu_threads_and_compute_type_pick_separate_cache_entries(
+    data: Path, settings: Settings
+) -> None:
+    transcriber = WhisperTranscriber(settings)
     for options in (
         TranscribeOptions(cpu_threads=1, compute_type="int8"),
         TranscribeOptions(cpu_threads=2, compute_type="float32", device="cpu"),
@@ -162,10 +164,10 @@ def test_progress_callback_can_stop_a_transcription(
 
 @pytest.mark.parametrize("window", [10.0, 15.0])
 def test_long_audio_is_transcribed_window_by_window(
-    data: Path, monkeypatch: pytest.MonkeyPatch, window: float
+    data: Path, monkeypatch: pytest.MonkeyPatch, window: float, settings: Settings
 ) -> None:
     """Windows a few seconds long stand in for the 1-minute windows of long recordings."""
-    transcriber = WhisperTranscriber()
+    transcriber = WhisperTranscriber(settings)
     whole = transcriber.transcribe(data / "long_en.opus", TranscribeOptions(word_timestamps=True))
     monkeypatch.setattr(windows, "WINDOW_S", window)
     seen: list[float] = []

@@ -12,6 +12,7 @@ import click
 from cesar_core import CesarError, Settings, to_dict
 from cesar_core.ids import check_job_id
 from cesar_core.jobs import Job, JobState
+from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
 
 from .options import store_option
@@ -29,7 +30,7 @@ def _job_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 def _with_service(store: str | None, action: Callable[[JobService], Awaitable[T]]) -> T:
     async def run() -> T:
-        service = await JobService.open(Settings.load(store=store))
+        service = await JobService.open(Settings.load(store=store), get_manager())
         try:
             return await action(service)
         finally:

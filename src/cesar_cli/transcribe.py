@@ -14,6 +14,7 @@ from cesar_core import (
     FORMATS,
     CesarError,
     Device,
+    ModelResolver,
     Settings,
     Task,
     TranscribeOptions,
@@ -22,7 +23,9 @@ from cesar_core import (
     make_options,
     render,
 )
-from cesar_core.transcript import COMPUTE_TYPES, LANGUAGE_CODES
+from cesar_core.languages import LANGUAGE_CODES
+from cesar_core.plugins import get_manager
+from cesar_core.transcript import COMPUTE_TYPES
 from cesar_core.transcription.audio import probe_duration
 
 from .logs import configure_logging
@@ -185,7 +188,7 @@ def transcribe(
     plan = _output_plan(files, output, fmt)
     settings = Settings.load(allow_download=allow_download)
     opts = make_options(settings, **options)
-    transcriber = WhisperTranscriber(settings)
+    transcriber = WhisperTranscriber(settings, ModelResolver.from_plugins(get_manager(), settings))
     failures = 0
     for source, target in plan:
         try:

@@ -9,6 +9,7 @@ import click
 
 from cesar_core import Settings, Transcriber
 from cesar_core.fetch import FetchPolicy
+from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
 from cesar_core.settings import redact
 from cesar_core.transcription import open_transcriber
@@ -71,7 +72,8 @@ def worker(
     settings = Settings.load(
         store=store, storage=storage, transcriber=transcriber, grace_seconds=grace_seconds
     )
-    engine = open_transcriber(settings)  # an unknown name fails before anything starts
+    # an unknown name fails before anything starts
+    engine = open_transcriber(settings, get_manager())
     config = WorkerConfig(
         concurrency=concurrency,
         lease_seconds=lease_seconds,
@@ -85,7 +87,7 @@ def worker(
 async def _run(
     settings: Settings, engine: Transcriber, config: WorkerConfig, name: str | None
 ) -> None:
-    service = await JobService.open(settings)
+    service = await JobService.open(settings, get_manager())
     runner = Worker(
         service.store,
         service.storage,

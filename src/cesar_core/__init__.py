@@ -8,8 +8,9 @@ that may change between releases.
 >>> print(transcript.text)  # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api import default_transcriber, make_options, transcribe
 from .convert import from_dict, to_dict
 from .errors import (
     AudioError,
@@ -24,9 +25,7 @@ from .errors import (
     TruncatedAudioError,
     UnsupportedLanguageError,
 )
-from .hookspecs import hookimpl
 from .protocols import ModelLocation, ModelSource, ProgressCallback, Transcriber
-from .settings import Settings
 from .transcript import (
     DEFAULT_MODEL,
     Device,
@@ -36,9 +35,41 @@ from .transcript import (
     Transcript,
     Word,
 )
-from .transcription.formats import FORMATS, render
-from .transcription.models import ModelResolver
-from .transcription.whisper import WhisperTranscriber
+
+if TYPE_CHECKING:
+    from .api import default_transcriber, make_options, transcribe
+    from .hookspecs import hookimpl
+    from .settings import Settings
+    from .transcription.formats import FORMATS, render
+    from .transcription.models import ModelResolver
+    from .transcription.whisper import WhisperTranscriber
+
+#: Public names that live beside the engine or the plugin machinery, and the module of each.
+#: They are imported on first use (PEP 562), so that ``import cesar_core.jobs`` on a node that
+#: only queues jobs loads neither faster-whisper, PyAV and NumPy nor pluggy.
+_LAZY = {
+    "default_transcriber": ".api",
+    "make_options": ".api",
+    "transcribe": ".api",
+    "hookimpl": ".hookspecs",
+    "Settings": ".settings",
+    "FORMATS": ".transcription.formats",
+    "render": ".transcription.formats",
+    "ModelResolver": ".transcription.models",
+    "WhisperTranscriber": ".transcription.whisper",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -8,9 +8,11 @@ from typing import Any
 import attrs
 
 from .errors import InvalidOptionsError
+from .plugins import get_manager
 from .protocols import AudioInput, ProgressCallback
 from .settings import Settings
 from .transcript import TranscribeOptions, Transcript
+from .transcription.models import ModelResolver
 from .transcription.whisper import WhisperTranscriber
 
 _lock = threading.Lock()
@@ -24,7 +26,12 @@ def default_transcriber() -> WhisperTranscriber:
     global _default
     with _lock:
         if _default is None:
-            _default = WhisperTranscriber()
+            # The library's one-call entry point is an edge: it reads the settings and the
+            # plugins (model sources) here, once, and hands them to the engine.
+            settings = Settings.load()
+            _default = WhisperTranscriber(
+                settings, ModelResolver.from_plugins(get_manager(), settings)
+            )
         return _default
 
 

@@ -78,7 +78,13 @@ class JobEvent:
 
 
 class JobEvents:
-    """Calls every ``cesar_job_event`` implementation and keeps their background work."""
+    """Calls every ``cesar_job_event`` implementation and keeps their background work.
+
+    The plugin manager is handed in by whoever builds the service (``cesar serve``, ``cesar
+    worker``, :meth:`JobService.open <cesar_core.service.JobService.open>`); without one, no
+    plugin is told of anything, which is what a bare :class:`~cesar_core.worker.Worker` or
+    :class:`~cesar_core.service.JobService` in a script or a test gets.
+    """
 
     def __init__(
         self,
@@ -86,12 +92,8 @@ class JobEvents:
         settings: Settings | None = None,
         manager: pluggy.PluginManager | None = None,
     ) -> None:
-        if manager is None:
-            from .plugins import get_manager
-
-            manager = get_manager()
         self.store = store
-        self.settings = settings or Settings.load()
+        self.settings = settings or Settings()
         self._manager = manager
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -102,6 +104,8 @@ class JobEvents:
         first), so one that raises does not keep the event from the others. Hook wrappers
         are not supported on this hook.
         """
+        if self._manager is None:
+            return
         arguments = {"event": event, "store": self.store, "settings": self.settings}
         for impl in reversed(self._manager.hook.cesar_job_event.get_hookimpls()):
             try:

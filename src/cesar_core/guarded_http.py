@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from .fetch import FetchPolicy, vetted_addresses
+from .url_guard import FetchPolicy, vetted_addresses
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]

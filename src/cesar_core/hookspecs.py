@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from .protocols import JobStore, ModelSource
+from .protocols import JobStore, JobStoreOpener, ModelSource, StorageOpener, TranscriberFactory
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .events import JobEvent
-    from .storage import StorageOpener
-    from .stores import JobStoreOpener
-    from .transcription import TranscriberFactory
 
 hookspec = pluggy.HookspecMarker("cesar")
 hookimpl = pluggy.HookimplMarker("cesar")

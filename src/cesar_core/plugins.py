@@ -1,35 +1,62 @@
-"""The plugin manager: external plugins from the ``cesar`` entry points, then the built-ins.
+"""The plugin manager: plugins from the ``cesar`` entry points, then the built-ins.
 
 ``CESAR_PLUGINS`` (a comma-separated list of entry-point names) loads only those external
 plugins, and an empty value loads none; ``CESAR_BLOCK_PLUGINS`` names plugins never to load.
-The built-in defaults are always registered, after the external ones.
+Plugins that Cesar's own distribution ships as entry points (``postgres``) are loaded whatever
+``CESAR_PLUGINS`` says, unless blocked. The built-in defaults are always registered, after
+the others, so that they are asked first.
+
+This module sits above the engines: it imports the built-in plugin modules, and nothing
+below it imports it back. The edges (``cesar serve``, ``cesar worker``, the library's
+one-call :func:`cesar_core.transcribe`) build a manager and pass it on.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from importlib.metadata import entry_points
+from types import ModuleType
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, webhooks
 from .errors import InvalidOptionsError
+from .registry import named, pick, url_scheme
+from .storage import builtin as builtin_storage
+from .stores import builtin as builtin_stores
+from .transcription import sources as builtin_sources
+from .transcription.builtin import BuiltinTranscribers
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "get_manager",
+    "make_manager",
+    "named",
+    "pick",
+    "url_scheme",
+]
 
 ENTRY_POINT_GROUP = "cesar"
+#: The distribution whose own entry points are part of Cesar rather than external plugins.
+DISTRIBUTION = "cesar"
 
 #: The modules that implement Cesar's own behaviour through the same hooks as plugins.
+_BUILTIN_MODULES: tuple[ModuleType, ...] = (
+    builtin_sources,
+    builtin_stores,
+    builtin_storage,
+    webhooks,
+)
+_TRANSCRIBERS = "cesar_core.transcription.builtin"
+#: The names the built-ins are registered under (``cesar plugins`` marks them).
 BUILTIN_PLUGINS = (
-    "cesar_core.transcription.sources",
-    "cesar_core.transcription.builtin",
-    "cesar_core.stores.builtin",
-    "cesar_core.storage.builtin",
-    "cesar_core.webhooks",
-    # A package of its own so that the core never imports psycopg; it imports psycopg only
-    # when a postgresql:// URL is opened (the ``postgres`` extra).
-    "cesar_postgres.plugin",
+    builtin_sources.__name__,
+    _TRANSCRIBERS,
+    builtin_stores.__name__,
+    builtin_storage.__name__,
+    webhooks.__name__,
 )
 
 _lock = threading.Lock()
@@ -42,8 +69,23 @@ def _names(value: str | None) -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+def bundled_plugins() -> set[str]:
+    """The entry-point names Cesar's own distribution declares (loaded unless blocked)."""
+    return {
+        point.name
+        for point in entry_points(group=ENTRY_POINT_GROUP)
+        if point.dist is not None and point.dist.name == DISTRIBUTION
+    }
+
+
 def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManager:
-    """Build a fresh plugin manager; tests use this to avoid sharing state."""
+    """Build a fresh plugin manager; tests use this to avoid sharing state.
+
+    ``environ`` defaults to :data:`os.environ`; only ``CESAR_PLUGINS`` and
+    ``CESAR_BLOCK_PLUGINS`` are read from it.
+    """
+    import os
+
     env = os.environ if environ is None else environ
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
@@ -55,7 +97,11 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
     # (shown by `cesar plugins`).
     if allowed is None:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for name in sorted(allowed or ()):
+        allowed = set()
+    else:
+        for name in sorted(bundled_plugins() - allowed):
+            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+    for name in sorted(allowed):
         loaded = manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
         if not loaded and name not in blocked and manager.get_plugin(name) is None:
             raise InvalidOptionsError(
@@ -64,47 +110,17 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
                 hint="Check the spelling against the names `cesar plugins` lists when "
                 "CESAR_PLUGINS is unset, or install the plugin.",
             )
-    for module_name in BUILTIN_PLUGINS:
-        manager.register(importlib.import_module(module_name), name=module_name)
+    for module in _BUILTIN_MODULES:
+        manager.register(module, name=module.__name__)
+    manager.register(BuiltinTranscribers(manager), name=_TRANSCRIBERS)
     manager.check_pending()
     return manager
 
 
 def get_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, created on first use."""
+    """The process-wide plugin manager, created on first use; for the edges only."""
     global _manager
     with _lock:
         if _manager is None:
             _manager = make_manager()
         return _manager
-
-
-def named(manager: pluggy.PluginManager, hook: str) -> dict[str, Any]:
-    """Merge what a naming hook (stores, storage, transcribers) returns from every plugin.
-
-    Pluggy calls the most recently registered plugin first; the built-ins are registered
-    last, so they are asked first and their names cannot be taken over by accident. The
-    first plugin to name a key wins.
-    """
-    merged: dict[str, Any] = {}
-    for provided in getattr(manager.hook, hook)():
-        for name, value in provided.items():
-            merged.setdefault(name.lower(), value)
-    return merged
-
-
-def pick(choices: Mapping[str, Any], name: str, *, missing: str, hint: str) -> Any:
-    """``choices[name]``, or an error that says ``missing``, lists what there is, and says
-    how to get more."""
-    if name.lower() in choices:
-        return choices[name.lower()]
-    known = ", ".join(sorted(choices)) or "none"
-    raise InvalidOptionsError(
-        f"{missing} (available: {known}).",
-        hint=f"{hint} Install the plugin that provides it, and check `cesar plugins`.",
-    )
-
-
-def url_scheme(url: str) -> str:
-    """The scheme of a store or storage URL (``""`` when there is none)."""
-    return url.split("://", 1)[0].lower() if "://" in url else ""

@@ -7,7 +7,7 @@ ours, it only has to look right to a type checker and pass the behaviour tests.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from attrs import frozen
 
 from .jobs import Job, JobError, JobState, NewJob, WebhookDelivery
+from .settings import Settings
 from .transcript import TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
@@ -263,3 +264,11 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release connections; the storage is unusable afterwards."""
         ...
+
+
+#: Opens a job store from its full URL (what the ``cesar_job_stores`` hook provides).
+JobStoreOpener = Callable[[str], Awaitable[JobStore]]
+#: Opens a storage from its full URL (what the ``cesar_storage`` hook provides).
+StorageOpener = Callable[[str], Awaitable[Storage]]
+#: Builds a transcriber from the settings (what the ``cesar_transcribers`` hook provides).
+TranscriberFactory = Callable[[Settings], Transcriber]

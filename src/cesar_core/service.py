@@ -9,28 +9,30 @@ from __future__ import annotations
 import asyncio
 import builtins
 import io
-import os
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pluggy
 from attrs import field, frozen
 
-from .errors import AudioNotFoundError, CesarError
+from .chunks import audio_chunks, resume
+from .errors import CesarError
 from .events import JobEvent, JobEvents
-from .fetch import FetchPolicy, check_url, url_filename
 from .housekeeping import prune
 from .ids import check_idempotency_key, check_job_id
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
 from .protocols import JobStore, Page, Storage
 from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
+from .storage import open_storage
 from .storage.keys import audio_key, check_size, key_job_id
 from .storage.scratch import CopiesLocally
+from .stores import open_store
 from .transcript import TranscribeOptions
+from .url_guard import FetchPolicy, check_url, url_filename
 
-CHUNK_BYTES = 1 << 20
 #: Finished jobs are kept this long by default before :meth:`JobService.prune` removes them.
 DEFAULT_RETENTION = timedelta(hours=24)
 
@@ -73,22 +75,19 @@ class JobService:
         self.inline_bytes = inline_bytes
 
     @classmethod
-    async def open(cls, settings: Settings | None = None) -> JobService:
+    async def open(cls, settings: Settings, manager: pluggy.PluginManager) -> JobService:
         """The store and the storage the settings name (SQLite and files in the data
-        directory by default)."""
-        from .storage import open_storage
-        from .stores import open_store
-
-        settings = settings or Settings.load()
-        storage = await open_storage(settings.storage_url)
+        directory by default), opened through ``manager``'s plugins, which are also told of
+        the jobs' events."""
+        storage = await open_storage(settings.storage_url, manager)
         if isinstance(storage, CopiesLocally):  # where a restart finds what a crash left
             storage.scratch_dir = settings.cache_dir / "scratch"
         try:
-            store = await open_store(settings.store_url)
+            store = await open_store(settings.store_url, manager)
         except BaseException:
             await storage.close()
             raise
-        events = JobEvents(store, settings)
+        events = JobEvents(store, settings, manager)
         return cls(
             store,
             storage,
@@ -166,7 +165,7 @@ class JobService:
         most that much is ever held.
         """
         key = audio_key(new_job_id(), filename)
-        async with aclosing(_chunks(audio)) as chunks:
+        async with aclosing(audio_chunks(audio)) as chunks:
             return await self._receive(chunks, key, filename, max_bytes, check_audio)
 
     async def _receive(
@@ -196,7 +195,7 @@ class JobService:
             if check_audio:
                 await asyncio.to_thread(_check_decodable, io.BytesIO(data), filename)
             return stored
-        size = await self.storage.save(key, _resume(head, chunks), max_bytes=max_bytes)
+        size = await self.storage.save(key, resume(head, chunks), max_bytes=max_bytes)
         stored = StoredAudio(
             JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size)
         )
@@ -375,28 +374,3 @@ def _check_decodable(audio: Path | io.BytesIO, filename: str | None) -> None:
     from .transcription.audio import AudioStream
 
     AudioStream(audio, name=filename).close()
-
-
-async def _resume(head: builtins.list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The chunks already read, then the rest of the stream."""
-    for chunk in head:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
-
-
-async def _chunks(
-    audio: AsyncIterable[bytes] | BinaryIO | str | Path,
-) -> AsyncGenerator[bytes, None]:
-    if isinstance(audio, str | Path):
-        if not os.path.isfile(audio):
-            raise AudioNotFoundError(f"{audio} is not a file.", hint="Check the path.")
-        with open(audio, "rb") as handle:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
-                yield chunk
-    elif hasattr(audio, "read"):
-        while chunk := await asyncio.to_thread(audio.read, CHUNK_BYTES):
-            yield chunk
-    else:
-        async for chunk in audio:
-            yield chunk

@@ -8,6 +8,7 @@ user config directory), then the defaults below.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import tomllib
@@ -41,6 +42,22 @@ def _as_bool(name: str, value: Any) -> bool:
     if text in _FALSE:
         return False
     raise InvalidOptionsError(f"{name} must be true or false, not {value!r}.")
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key webhooks are signed with: ``whsec_<base64>`` decoded, any other text as UTF-8.
+
+    It lives here, not with the webhooks, because a bad secret must fail when the settings
+    are read, before anything starts. Raises ValueError for a ``whsec_`` secret that is not
+    valid base64, or empty.
+    """
+    if secret.startswith("whsec_"):
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    else:
+        key = secret.encode()
+    if not key:
+        raise ValueError("the webhook secret is empty")
+    return key
 
 
 def _unset_if_empty(value: str | None) -> str | None:
@@ -226,8 +243,6 @@ class Settings:
                 f"retention_hours must be 0 (keep forever) or more, not {self.retention_hours}."
             )
         if self.webhook_secret is not None:
-            from .webhooks import secret_key
-
             try:
                 secret_key(self.webhook_secret)
             except ValueError as exc:

@@ -15,6 +15,7 @@ import attrs
 from attrs import field, frozen
 
 from .errors import InvalidOptionsError, UnsupportedLanguageError
+from .languages import LANGUAGE_CODES
 
 #: The model used when none is named: English ``tiny.en``, carried by a core dependency.
 #: Chosen in ``bench/models.py``: about 3x faster than ``base`` on a 2-core CPU at a similar
@@ -54,13 +55,6 @@ COMPUTE_TYPES = frozenset(
 )
 
 
-def _language_codes() -> frozenset[str]:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the list whisper was trained on
-
-    return frozenset(_LANGUAGE_CODES)
-
-
-LANGUAGE_CODES = _language_codes()
 
 
 def _check_language(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:

@@ -129,7 +129,7 @@ async def _start(settings: Settings, running: AsyncExitStack) -> Runtime:
     the process alive after a failed start-up.
     """
     manager = get_manager()
-    service = await JobService.open(settings)
+    service = await JobService.open(settings, manager)
     running.push_async_callback(service.close)
     metrics = Metrics()
     resolver = ModelResolver.from_plugins(manager, settings)

@@ -1,7 +1,9 @@
 """The hooks that hand ``postgresql://`` URLs to the store and the storage.
 
-This module is registered with the built-ins and must import without psycopg: a machine
-without the ``postgres`` extra still lists the scheme, and opening it says what to install.
+Registered through the ``postgres`` entry point of Cesar's own distribution (the core never
+names this package), it is loaded whatever ``CESAR_PLUGINS`` says, and must import without
+psycopg: a machine without the ``postgres`` extra still lists the scheme, and opening it says
+what to install.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from types import ModuleType
 
 from cesar_core.errors import CesarError
 from cesar_core.hookspecs import hookimpl
-from cesar_core.protocols import JobStore, Storage
-from cesar_core.storage import StorageOpener
-from cesar_core.stores import JobStoreOpener
+from cesar_core.protocols import JobStore, JobStoreOpener, Storage, StorageOpener
 
 SCHEMES = ("postgresql", "postgres")
 

@@ -4,22 +4,19 @@ through the ``cesar_storage`` hook."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pluggy
 
-from ..protocols import Storage
+from ..protocols import Storage, StorageOpener
+from ..registry import named, pick, url_scheme
 
-#: Opens a storage from its full URL.
-StorageOpener = Callable[[str], Awaitable[Storage]]
+__all__ = ["StorageOpener", "open_storage"]
 
 
-async def open_storage(url: str, manager: pluggy.PluginManager | None = None) -> Storage:
-    """Open the storage ``url`` names, through the plugin that handles its scheme."""
-    from ..plugins import get_manager, named, pick, url_scheme
-
+async def open_storage(url: str, manager: pluggy.PluginManager) -> Storage:
+    """Open the storage ``url`` names, through the plugin of ``manager`` that handles its
+    scheme."""
     opener: StorageOpener = pick(
-        named(manager or get_manager(), "cesar_storage"),
+        named(manager, "cesar_storage"),
         url_scheme(url),
         missing=f"No storage handles {url!r}",
         hint="Use a URL such as file:///var/lib/cesar/audio.",

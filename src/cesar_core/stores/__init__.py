@@ -3,23 +3,19 @@ plugin adds through the ``cesar_job_stores`` hook."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pluggy
 
-from ..protocols import JobStore
+from ..protocols import JobStore, JobStoreOpener
+from ..registry import named, pick, url_scheme
 
-#: Opens a store from its full URL.
-JobStoreOpener = Callable[[str], Awaitable[JobStore]]
+__all__ = ["JobStoreOpener", "open_store"]
 
 
-async def open_store(url: str, manager: pluggy.PluginManager | None = None) -> JobStore:
-    """Open the job store ``url`` names, through the plugin that handles its scheme."""
-    from ..plugins import get_manager, named, pick, url_scheme
-
-    openers = named(manager or get_manager(), "cesar_job_stores")
+async def open_store(url: str, manager: pluggy.PluginManager) -> JobStore:
+    """Open the job store ``url`` names, through the plugin of ``manager`` that handles its
+    scheme."""
     opener: JobStoreOpener = pick(
-        openers,
+        named(manager, "cesar_job_stores"),
         url_scheme(url),
         missing=f"No job store handles {url!r}",
         hint="Use a URL such as sqlite:////var/lib/cesar/jobs.db.",

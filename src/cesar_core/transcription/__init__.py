@@ -2,29 +2,25 @@
 
 Workers pick their transcriber by name (``CESAR_TRANSCRIBER``, ``cesar worker
 --transcriber``) among those plugins provide through the ``cesar_transcribers`` hook.
+Importing this package loads no engine: faster-whisper, PyAV and NumPy come with
+:mod:`.whisper`, when a transcriber is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pluggy
 
-from ..protocols import Transcriber
+from ..protocols import Transcriber, TranscriberFactory
+from ..registry import named, pick
 from ..settings import Settings
 
-#: Builds a transcriber from the settings (model cache, default model, downloads allowed).
-TranscriberFactory = Callable[[Settings], Transcriber]
+__all__ = ["TranscriberFactory", "open_transcriber"]
 
 
-def open_transcriber(
-    settings: Settings, manager: pluggy.PluginManager | None = None
-) -> Transcriber:
-    """The transcriber ``settings.transcriber`` names."""
-    from ..plugins import get_manager, named, pick
-
+def open_transcriber(settings: Settings, manager: pluggy.PluginManager) -> Transcriber:
+    """The transcriber ``settings.transcriber`` names, among those of ``manager``'s plugins."""
     factory: TranscriberFactory = pick(
-        named(manager or get_manager(), "cesar_transcribers"),
+        named(manager, "cesar_transcribers"),
         settings.transcriber,
         missing=f"No transcriber is called {settings.transcriber!r}",
         hint="The built-in one is 'whisper'.",

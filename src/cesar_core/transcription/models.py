@@ -33,6 +33,13 @@ class ModelResolver:
         ]
         return cls(sources)
 
+    @classmethod
+    def builtin(cls, settings: Settings) -> ModelResolver:
+        """Only Cesar's own sources, for a transcriber built without a plugin manager."""
+        from .sources import cesar_model_sources
+
+        return cls(cesar_model_sources(settings))
+
     def resolve(self, name: str) -> ModelLocation:
         """The location of ``name``; raises :class:`ModelNotFoundError` with the choices."""
         for source in self.sources:

@@ -107,13 +107,12 @@ class ModelCache:
 class WhisperTranscriber:
     """A :class:`~cesar_core.protocols.Transcriber` backed by faster-whisper."""
 
-    def __init__(
-        self, settings: Settings | None = None, resolver: ModelResolver | None = None
-    ) -> None:
-        from ..plugins import get_manager
-
-        self.settings = settings or Settings.load()
-        self.resolver = resolver or ModelResolver.from_plugins(get_manager(), self.settings)
+    def __init__(self, settings: Settings, resolver: ModelResolver | None = None) -> None:
+        """``resolver`` finds models by name; by default only through the built-in sources
+        (directories, carrier packages, the cache, the hub when allowed). The edges pass one
+        built from every plugin's sources (:meth:`ModelResolver.from_plugins`)."""
+        self.settings = settings
+        self.resolver = resolver or ModelResolver.builtin(settings)
         self.models = ModelCache()
 
     def load(
