@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 # Never let anything reach a model hub, whatever the test does.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("CESAR_ALLOW_DOWNLOAD", None)
 
-import jiwer
 import pytest
 
 from cesar_core import Settings, WhisperTranscriber
+from cesar_core.evaluation import normalise as normalise  # shared with the benchmarks
+from cesar_core.evaluation import wer as wer
 
 from .postgres_helpers import _throwaway_postgres, empty_postgres, postgres_url
 
@@ -23,16 +23,6 @@ __all__ = ["_throwaway_postgres", "empty_postgres", "postgres_url"]
 
 DATA = Path(__file__).parent / "data"
 REFERENCES: dict[str, str] = json.loads((DATA / "references.json").read_text())
-
-
-def normalise(text: str) -> str:
-    """Lower case, no punctuation: what word error rate should compare."""
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate of ``hypothesis`` against ``reference`` after normalising both."""
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
 
 
 @pytest.fixture(scope="session", autouse=True)
