@@ -69,20 +69,20 @@ def _names(value: str | None) -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
-def bundled_plugins() -> set[str]:
-    """The entry-point names Cesar's own distribution declares (loaded unless blocked)."""
-    return {
-        point.name
-        for point in entry_points(group=ENTRY_POINT_GROUP)
-        if point.dist is not None and point.dist.name == DISTRIBUTION
-    }
+def _entry_points() -> tuple[list[str], list[str]]:
+    """The names of the ``cesar`` entry points: other distributions', then Cesar's own."""
+    points = entry_points(group=ENTRY_POINT_GROUP)
+    own = [p.name for p in points if p.dist is not None and p.dist.name == DISTRIBUTION]
+    return [p.name for p in points if p.name not in own], own
 
 
 def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManager:
     """Build a fresh plugin manager; tests use this to avoid sharing state.
 
     ``environ`` defaults to :data:`os.environ`; only ``CESAR_PLUGINS`` and
-    ``CESAR_BLOCK_PLUGINS`` are read from it.
+    ``CESAR_BLOCK_PLUGINS`` are read from it. Registration order is call order reversed:
+    external plugins first, then the plugins Cesar ships as entry points, then the
+    built-ins, so that neither of Cesar's own can have its names taken over.
     """
     import os
 
@@ -93,15 +93,10 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
     blocked = _names(env.get("CESAR_BLOCK_PLUGINS")) or set()
     for name in blocked:
         manager.set_blocked(name)
+    external, bundled = _entry_points()
     # pluggy's own loader skips blocked names and records each plugin's distribution
     # (shown by `cesar plugins`).
-    if allowed is None:
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        allowed = set()
-    else:
-        for name in sorted(bundled_plugins() - allowed):
-            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
-    for name in sorted(allowed):
+    for name in sorted(set(external) if allowed is None else allowed - set(bundled)):
         loaded = manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
         if not loaded and name not in blocked and manager.get_plugin(name) is None:
             raise InvalidOptionsError(
@@ -110,6 +105,8 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
                 hint="Check the spelling against the names `cesar plugins` lists when "
                 "CESAR_PLUGINS is unset, or install the plugin.",
             )
+    for name in bundled:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
     for module in _BUILTIN_MODULES:
         manager.register(module, name=module.__name__)
     manager.register(BuiltinTranscribers(manager), name=_TRANSCRIBERS)
