@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
 
 from .inproc_server import served_app
 
@@ -32,18 +34,22 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def fuzz(base: str, examples: int) -> int:
-    """Run ``examples`` generated requests against each operation; return how many
-    operations there were."""
+    """Run ``examples`` generated requests against each operation, both requests the schema
+    allows and requests that break it (wrong types, missing fields, values out of range);
+    return how many operations there were."""
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    for operation in operations:
+    for operation, mode in [(op, mode) for op in operations for mode in GenerationMode]:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(mode))
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(checks=[not_a_server_error])
 
-        check()
+        try:
+            check()
+        except Unsatisfiable:  # nothing to get wrong in a request without inputs (/health)
+            assert mode is GenerationMode.NEGATIVE, operation.label
     return len(operations)
 
 
