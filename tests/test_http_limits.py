@@ -301,6 +301,9 @@ def test_french_on_the_english_only_model_is_refused_before_any_job(
     ):
         sdk.audio.transcriptions.create(model="whisper-1", file=audio, language="fr")
     assert "English only" in str(refused.value)
+    hint = refused.value.body["hint"]  # type: ignore[index,call-overload]  # the SDK unwraps "error"
+    assert "--" not in hint
+    assert "model" in hint
     assert len(jobs(client)) == before  # no job, and no retry made one
 
 
@@ -434,3 +437,22 @@ def test_what_passes_the_limits_is_kept_by_postgresql(tmp_path: Path) -> None:
         cursor = base64.urlsafe_b64encode(f"j{2**63}".encode()).decode().rstrip("=")
         error(pg.get("/jobs", params={"cursor": cursor}), 422, "invalid_options")
         assert pg.get("/jobs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_json_bytes": 0},
+        {"max_metadata_bytes": 0},
+        {"max_beam_size": 0},
+        {"max_batch_size": 0},
+        {"max_cpu_threads": -1},
+        {"sync_timeout": 0},
+    ],
+)
+def test_limits_that_would_refuse_everything_are_refused_at_start(bad: dict[str, int]) -> None:
+    from cesar_core import Settings
+    from cesar_core.errors import InvalidOptionsError
+
+    with pytest.raises(InvalidOptionsError, match=next(iter(bad))):
+        Settings.load(**bad)
