@@ -187,3 +187,25 @@ def test_sqlite_writes_that_arrive_together_share_a_transaction_but_not_a_failur
         await store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("position", [-1, 2**63, 10**30])
+def test_a_cursor_no_store_can_hold_is_refused_by_every_store(
+    tmp_path: Path, position: int
+) -> None:
+    """A cursor is an opaque token, but a crafted one (``cesar jobs list --cursor``, any
+    caller of the library) must be refused as bad input, not reach SQLite's 64-bit
+    integers and fail there."""
+    from cesar_core.stores.common import encode_cursor
+
+    async def scenario() -> None:
+        manager = make_manager({})
+        for url in ("memory://", f"sqlite:///{tmp_path / 'jobs.db'}"):
+            store = await open_store(url, manager)
+            try:
+                with pytest.raises(InvalidOptionsError, match="Invalid cursor"):
+                    await store.list(cursor=encode_cursor(position))
+            finally:
+                await store.close()
+
+    asyncio.run(scenario())

@@ -69,13 +69,14 @@ def _too_large(max_bytes: int) -> RequestTooLargeError:
 
 
 def check_cursor(cursor: str | None) -> None:
-    """Refuse a cursor that decodes to a position no store can hold (SQLite's and
-    PostgreSQL's integers end at 2**63), before a store is asked."""
-    position = decode_cursor(cursor)
-    if position is not None and not 0 <= position < 2**63:
+    """Refuse a malformed cursor, or one for a position no store can hold, before a store
+    is asked, naming the query parameter."""
+    try:
+        decode_cursor(cursor)
+    except InvalidOptionsError:
         raise field_error(
             "cursor", "Invalid cursor.", hint="Pass the next_cursor of a previous page."
-        )
+        ) from None
 
 
 async def job_options(fields: TranscribeFields, state: Runtime) -> dict[str, Any]:

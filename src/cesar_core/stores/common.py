@@ -19,15 +19,24 @@ def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(f"j{position}".encode()).decode().rstrip("=")
 
 
+#: Positions are 64-bit signed integers in every store (SQLite's INTEGER, PostgreSQL's
+#: bigint); a cursor beyond them cannot have come from a page.
+MAX_POSITION = 2**63 - 1
+
+
 def decode_cursor(cursor: str | None) -> int | None:
-    """The position a cursor stands for; a malformed cursor is the caller's error."""
+    """The position a cursor stands for; a malformed cursor, or one for a position no store
+    can hold, is the caller's error."""
     if cursor is None:
         return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("j"):
+        if not text.startswith("j") or not text[1:].isdigit():
             raise ValueError(text)
-        return int(text[1:])
+        position = int(text[1:])
+        if position > MAX_POSITION:
+            raise ValueError(text)
+        return position
     except ValueError:
         raise InvalidOptionsError(
             f"Invalid cursor {cursor!r}.", hint="Pass the next_cursor of a previous page."
