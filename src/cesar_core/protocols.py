@@ -235,6 +235,27 @@ class ChainingStore(Protocol):
 
 
 @runtime_checkable
+class BatchClaimingStore(Protocol):
+    """What a :class:`JobStore` may also offer: claiming several jobs in one step.
+
+    Optional: a worker that packs short jobs into one window of the model (see
+    :mod:`cesar_core.packing`) asks for the company of a job it has claimed with this call.
+    Each job claimed gets a lease of its own, so that each still completes, fails, is
+    cancelled or expires on its own.
+    """
+
+    async def claim_batch(
+        self, worker: str, lease_seconds: float, limit: int
+    ) -> builtins.list[Job]:
+        """:meth:`JobStore.claim` up to ``limit`` times, in one transaction.
+
+        :return: the claimed jobs, oldest first, each with its own lease (empty when none
+            waits).
+        """
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Where the audio of uploaded jobs waits for a worker.
 

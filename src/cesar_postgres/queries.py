@@ -41,6 +41,19 @@ CLAIM = (
     "AND run_after <= now() ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     f"RETURNING {COLUMNS}, NULL AS result, {AUDIO}"
 )
+#: Claim up to ``cardinality(claims)`` jobs (parameters: ``claims``, a new token per claim;
+#: ``worker``, ``seconds``): the k-th oldest runnable job gets the k-th token.
+CLAIM_MANY = (
+    "WITH picked AS MATERIALIZED (SELECT ARRAY(SELECT seq FROM cesar_jobs "
+    "WHERE state = 'queued' AND run_after <= now() ORDER BY seq "
+    "LIMIT cardinality(%(claims)s::text[]) FOR UPDATE SKIP LOCKED) AS seqs) "
+    "UPDATE cesar_jobs SET state = 'processing', attempts = attempts + 1, "
+    "progress = 0, started_at = now(), "
+    "lease_token = (%(claims)s::text[])[array_position((SELECT seqs FROM picked), seq)], "
+    f"lease_worker = %(worker)s, lease_expires_at = now() + {SECONDS} "
+    "WHERE seq = ANY((SELECT seqs FROM picked)::bigint[]) "
+    f"RETURNING {COLUMNS}, NULL AS result, {AUDIO}"
+)
 #: Finish a job the caller holds (parameters: id, token, state, result, code, message).
 FINISH = (
     "UPDATE cesar_jobs SET state = %(state)s, completed_at = now(), "

@@ -32,6 +32,7 @@ from .database import Connection, Database
 from .listen import Listener
 from .queries import (
     CLAIM,
+    CLAIM_MANY,
     COLUMNS,
     END_LEASE,
     FINISH,
@@ -166,6 +167,22 @@ class PostgresJobStore:
             return None if row is None else job_of(row)
 
         return await self._db.run(work)
+
+    async def claim_batch(
+        self, worker: str, lease_seconds: float, limit: int
+    ) -> builtins.list[Job]:
+        claims = [uuid.uuid4().hex for _ in range(max(0, limit))]
+        params = {"claims": claims, "worker": worker, "seconds": lease_seconds}
+
+        async def work(db: Connection, retried: bool) -> builtins.list[Job]:
+            mine = await claimed_by(db, claims) if retried else {}
+            if not mine:  # all or none of a first try's claims committed
+                cursor = await db.execute(CLAIM_MANY, params)
+                jobs = [job_of(row) for row in await cursor.fetchall()]
+                mine = {job.lease.token: job for job in jobs if job.lease is not None}
+            return [mine[token] for token in claims if token in mine]
+
+        return await self._db.run(work) if claims else []
 
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None

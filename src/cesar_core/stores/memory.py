@@ -146,6 +146,18 @@ class MemoryJobStore:
             self._jobs[job.id] = claimed
             return evolve(claimed, audio=self._audio.get(job.id))
 
+    async def claim_batch(
+        self, worker: str, lease_seconds: float, limit: int
+    ) -> builtins.list[Job]:
+        jobs = []
+        with self._lock:  # re-entrant: one step for other threads, as in the durable stores
+            while len(jobs) < limit:
+                job = await self.claim(worker, lease_seconds)
+                if job is None:
+                    break
+                jobs.append(job)
+        return jobs
+
     def _owned(self, job_id: str, token: str) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None or job.state is not JobState.PROCESSING or job.lease is None:

@@ -131,6 +131,12 @@ class SQLiteJobStore:
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
         return await self._write(sql.claim, uuid.uuid4().hex, worker, lease_seconds)
 
+    async def claim_batch(
+        self, worker: str, lease_seconds: float, limit: int
+    ) -> builtins.list[Job]:
+        tokens = [uuid.uuid4().hex for _ in range(max(0, limit))]
+        return await self._write(sql.claim_batch, tokens, worker, lease_seconds)
+
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
     ) -> bool:

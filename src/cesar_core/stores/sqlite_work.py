@@ -206,6 +206,19 @@ def claim(db: sqlite3.Connection, token: str, worker: str, lease_seconds: float)
     return evolve(job, audio=None if row is None else bytes(row["data"]))
 
 
+def claim_batch(
+    db: sqlite3.Connection, tokens: builtins.list[str], worker: str, lease_seconds: float
+) -> builtins.list[Job]:
+    """One claim per token, oldest job first, until the queue runs dry."""
+    jobs = []
+    for token in tokens:
+        job = claim(db, token, worker, lease_seconds)
+        if job is None:
+            break
+        jobs.append(job)
+    return jobs
+
+
 def release_expired(db: sqlite3.Connection) -> builtins.list[Job]:
     expired = fetch_rows(
         db,

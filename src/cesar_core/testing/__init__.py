@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ._base import ERROR, TRANSCRIPT, Scenario, claimed, new_job
 from .audio import InlineAudioContract
+from .batches import BatchClaimsContract
 from .claims import ClaimsContract
 from .endings import EndingsContract
 from .records import RecordsContract
@@ -28,5 +29,7 @@ from .records import RecordsContract
 __all__ = ["ERROR", "TRANSCRIPT", "JobStoreContract", "Scenario", "claimed", "new_job"]
 
 
-class JobStoreContract(RecordsContract, ClaimsContract, EndingsContract, InlineAudioContract):
+class JobStoreContract(
+    RecordsContract, ClaimsContract, EndingsContract, InlineAudioContract, BatchClaimsContract
+):
     """Behaviour every :class:`~cesar_core.protocols.JobStore` must have."""
