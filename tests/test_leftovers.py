@@ -6,6 +6,7 @@ scratch of live processes is spared."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from cesar_core.jobs import JobState
+from cesar_core.storage.local import LocalStorage
 from cesar_core.storage.scratch import STALE_SECONDS, scratch_name
 
 from .http_helpers import free_port, serving, wait_healthy
@@ -125,3 +127,32 @@ def test_a_worker_killed_mid_job_leaves_no_copy_after_a_restart(
     stop(rescuer)
     assert done.state is JobState.COMPLETED  # type: ignore[attr-defined]
     assert list(scratch.iterdir()) == []  # the rescuer's own copy went with its job
+
+
+def test_cleaning_leftovers_copes_with_directories_removed_meanwhile(tmp_path: Path) -> None:
+    """Other processes delete job directories while a starting process scans for
+    leftovers; a directory gone between being listed and being read is skipped, never an
+    error (``Path.glob`` raised FileNotFoundError here)."""
+    storage = LocalStorage(tmp_path / "audio")
+    stop = threading.Event()
+
+    def churn(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            job = storage.root / f"job{worker}-{n % 25}"
+            job.mkdir(parents=True, exist_ok=True)
+            (job / "audio.wav").write_bytes(b"x")
+            shutil.rmtree(job, ignore_errors=True)
+            n += 1
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            storage._clean_leftovers()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()

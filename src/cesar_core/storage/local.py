@@ -86,8 +86,7 @@ class LocalStorage:
         return await asyncio.to_thread(self._clean_leftovers)
 
     def _clean_leftovers(self) -> int:
-        parts = self.root.glob(f"*/.*{PART_SUFFIX}")
-        removed = remove_leftovers(parts)
+        removed = remove_leftovers(_part_files(self.root))
         for path in removed:
             _remove_empty(path.parent)
         return len(removed)
@@ -120,6 +119,25 @@ def _discard(handle: BinaryIO | None, scratch: Path) -> None:
         handle.close()
     scratch.unlink(missing_ok=True)
     _remove_empty(scratch.parent)
+
+
+def _part_files(root: Path) -> list[Path]:
+    """The unfinished uploads under ``root`` (``<job id>/.<name>.part``).
+
+    Other processes add and remove job directories while this runs, so a directory that
+    vanishes between being listed and being read is skipped; ``Path.glob`` would raise.
+    """
+    found: list[Path] = []
+    with suppress(FileNotFoundError):
+        jobs = [entry.path for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)]
+        for job in jobs:
+            with suppress(FileNotFoundError, NotADirectoryError), os.scandir(job) as entries:
+                found.extend(
+                    Path(entry.path)
+                    for entry in entries
+                    if entry.name.startswith(".") and entry.name.endswith(PART_SUFFIX)
+                )
+    return found
 
 
 def _remove_empty(directory: Path) -> None:
