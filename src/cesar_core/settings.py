@@ -145,6 +145,13 @@ class Settings:
     store: str | None = None
     #: The model used when a request names none (``CESAR_MODEL``).
     model: str = DEFAULT_MODEL
+    #: The most models kept loaded at once (``CESAR_MAX_LOADED_MODELS``): each model, and
+    #: each compute type and thread count a request picks, is a copy of the weights in
+    #: memory. The least recently used one is unloaded first, never one in use.
+    max_loaded_models: int = attrs.field(default=2, converter=int)
+    #: Seconds a loaded model may stay unused before it is unloaded
+    #: (``CESAR_MODEL_TTL_SECONDS``): -1 never, 0 as soon as its job ends.
+    model_ttl_seconds: float = attrs.field(default=-1.0, converter=float)
     #: Whether a model may be fetched from the Hugging Face hub (``CESAR_ALLOW_DOWNLOAD``).
     #: Off by default: Cesar never touches the network for weights unless told to.
     allow_download: bool = False
@@ -217,6 +224,15 @@ class Settings:
     sync_timeout: float = attrs.field(default=600.0, converter=float)
 
     def __attrs_post_init__(self) -> None:
+        if self.max_loaded_models < 1:
+            raise InvalidOptionsError(
+                f"max_loaded_models must be at least 1, not {self.max_loaded_models}."
+            )
+        if self.model_ttl_seconds < 0 and self.model_ttl_seconds != -1:
+            raise InvalidOptionsError(
+                f"model_ttl_seconds must be -1 (never unload), 0 or more, "
+                f"not {self.model_ttl_seconds:g}."
+            )
         if min(self.max_json_bytes, self.max_metadata_bytes, self.max_beam_size) < 1:
             raise InvalidOptionsError(
                 "max_json_bytes, max_metadata_bytes and max_beam_size must be at least 1."

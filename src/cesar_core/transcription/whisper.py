@@ -1,21 +1,20 @@
 """The faster-whisper transcriber: warm, shared models and a progress callback.
 
-Loading a model costs far more than a short transcription, so loaded models are cached by
-(directory, device, compute type, threads) and shared by every caller and thread; a
-per-key lock makes concurrent first calls load a model once.
+Loaded models live in a :class:`~cesar_core.transcription.cache.ModelCache`, shared by
+every caller and thread, within the bound and idle time-to-live the settings give.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from ..errors import CesarError, TranscriptionError, UnsupportedLanguageError
-from ..protocols import AudioInput, ModelLocation, ProgressCallback
+from ..protocols import AudioInput, ModelLocation, ProgressCallback, SegmentsCallback
 from ..settings import Settings
 from ..transcript import (
     Device,
@@ -26,12 +25,14 @@ from ..transcript import (
 )
 from . import windows
 from .audio import SAMPLE_RATE, AudioStream
+from .cache import ModelCache
 from .models import ModelResolver
 from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
 logger = logging.getLogger(__name__)
 
-_ModelKey = tuple[str, str, str, int]
+#: What to use for speech other than English.
+MULTILINGUAL_HINT = "--model base (pip install 'cesar[multilingual]')."
 
 
 def pick_device(device: Device) -> str:
@@ -50,60 +51,6 @@ def pick_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
-class ModelCache:
-    """Loaded ``WhisperModel`` objects, shared between threads."""
-
-    def __init__(self) -> None:
-        self._models: dict[_ModelKey, Any] = {}
-        self._locks: dict[_ModelKey, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def get(self, path: Path, device: str, compute_type: str, cpu_threads: int) -> Any:
-        """The model for this key, loading it on first use."""
-        key = (str(path), device, compute_type, cpu_threads)
-        with self._guard:
-            if key in self._models:
-                return self._models[key]
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            with self._guard:
-                if key in self._models:
-                    return self._models[key]
-            from faster_whisper import WhisperModel
-
-            try:
-                model = WhisperModel(
-                    str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
-                )
-            except ValueError as exc:  # CTranslate2 rejects unsupported compute types this way
-                raise TranscriptionError(
-                    f"Cannot load the model in {path} on {device} with compute type "
-                    f"{compute_type!r}: {exc}.",
-                    hint="Try --compute-type auto.",
-                ) from exc
-            except RuntimeError as exc:
-                raise TranscriptionError(
-                    f"Cannot load the model in {path} on {device}: {exc}.",
-                    hint="Check that the directory holds a CTranslate2 whisper model and "
-                    "that the device exists (--device cpu always does).",
-                ) from exc
-            logger.info(
-                "loaded model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads
-            )
-            with self._guard:
-                self._models[key] = model
-            return model
-
-    def clear(self) -> None:
-        """Forget every loaded model (memory is freed once no transcription holds one)."""
-        with self._guard:
-            self._models.clear()
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._models)
-
-
 class WhisperTranscriber:
     """A :class:`~cesar_core.protocols.Transcriber` backed by faster-whisper."""
 
@@ -113,37 +60,51 @@ class WhisperTranscriber:
         built from every plugin's sources (:meth:`ModelResolver.from_plugins`)."""
         self.settings = settings
         self.resolver = resolver or ModelResolver.builtin(settings)
-        self.models = ModelCache()
+        self.models = ModelCache(settings.max_loaded_models, settings.model_ttl_seconds)
 
     def load(
         self, options: TranscribeOptions, location: ModelLocation | None = None
     ) -> tuple[ModelLocation, Any]:
         """Load the model ``options`` names (warming the cache); pass ``location`` when it
         is already resolved, so the sources are not asked twice."""
+        with self._use(options, location) as (location, model):
+            return location, model
+
+    @contextmanager
+    def _use(
+        self, options: TranscribeOptions, location: ModelLocation | None = None
+    ) -> Iterator[tuple[ModelLocation, Any]]:
+        """The model ``options`` names, kept loaded until the block ends."""
         location = location or self.resolver.resolve(options.model)
         assert location.path is not None, "a resolved model always has a path"
         device = pick_device(options.device)
-        model = self.models.get(
+        with self.models.use(
             location.path,
             device,
             pick_compute_type(options.compute_type, device),
             options.cpu_threads or default_cpu_threads(),
-        )
-        return location, model
+        ) as model:
+            yield location, model
 
     def transcribe(
         self,
         audio: AudioInput,
         options: TranscribeOptions,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
     ) -> Transcript:
-        """Transcribe ``audio`` with ``options``; see :class:`TranscribeOptions`."""
+        """Transcribe ``audio`` with ``options``; see :class:`TranscribeOptions`.
+        ``on_segments`` is told of each segment as soon as it is transcribed."""
         location = self.resolver.resolve(options.model)
         _check_language(options, location.multilingual, location.name)
-        with AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream:
-            location, model = self.load(options, location)
-            _check_language(options, bool(model.model.is_multilingual), location.name)
+        with (
+            AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream,
+            self._use(options, location) as (location, model),
+        ):
+            multilingual = bool(model.model.is_multilingual)
+            _check_language(options, multilingual, location.name)
             run = WindowedRun(model, options, stream.start, stream.expected_duration, progress)
+            run.on_segments = on_segments
             try:
                 for block in stream.blocks(windows.WINDOW_S):
                     run.feed(block)
@@ -161,6 +122,13 @@ class WhisperTranscriber:
         if run.peak < SILENCE_PEAK:
             warnings = (
                 f"{stream.name} is silent (peak {_dbfs(run.peak)}); nothing to transcribe.",
+            )
+        elif not run.segments and not multilingual:
+            # What an English-only model makes of speech in another language, most often.
+            warnings = (
+                f"No speech was recognised in {stream.name}. Model {location.name!r} "
+                "understands English only: if the speech is in another language, use the "
+                f"multilingual model: {MULTILINGUAL_HINT}",
             )
         elif not run.segments:
             warnings = (f"No speech was recognised in {stream.name}.",)
@@ -191,7 +159,7 @@ def _check_language(options: TranscribeOptions, multilingual: bool | None, name:
         )
         raise UnsupportedLanguageError(
             f"Model {name!r} understands English only, so it cannot do {asked}.",
-            hint="Use the multilingual model: --model base (pip install 'cesar[multilingual]').",
+            hint=f"Use the multilingual model: {MULTILINGUAL_HINT}",
         )
 
 
