@@ -165,3 +165,35 @@ def test_transcribe_into_a_closed_pipe_ends_quietly() -> None:
     )
     assert code in (0, 141), err
     assert err == ""
+
+
+def test_connections_to_the_listener_send_at_once() -> None:
+    """asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets made with
+    ``IPPROTO_TCP``; on a listener made without it, every small response waited for the
+    client's delayed acknowledgement, about 40 ms a request on loopback."""
+    import asyncio
+    import socket
+
+    from cesar_cli.serve import _listen
+
+    async def scenario() -> int:
+        listener = _listen("127.0.0.1", 0)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        port = listener.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(scenario()) != 0
