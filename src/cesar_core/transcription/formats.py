@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..convert import to_dict
 from ..errors import InvalidOptionsError
 from ..transcript import Transcript
+from .subtitles import SubtitleOptions, subtitle_cues
 
 
 def _timestamp(seconds: float, separator: str) -> str:
@@ -89,12 +90,35 @@ MEDIA_TYPES = {
 FORMATS = tuple(WRITERS)
 
 
-def render(transcript: Transcript, fmt: str) -> str:
-    """The transcript in format ``fmt`` (one of :data:`FORMATS`)."""
+#: The formats that ``subtitles`` options shape.
+SUBTITLE_FORMATS = ("srt", "vtt")
+
+
+def _escape_vtt(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _write_cues(transcript: Transcript, fmt: str, options: SubtitleOptions) -> str:
+    """srt or vtt from re-flowed (or highlighted) cues; see :mod:`.subtitles`."""
+    vtt = fmt == "vtt"
+    cues = subtitle_cues(transcript, options, escape=_escape_vtt if vtt else str)
+    blocks = ["WEBVTT\n"] if vtt else []
+    separator = "." if vtt else ","
+    for number, cue in enumerate(cues, start=1):
+        times = f"{_timestamp(cue.start, separator)} --> {_timestamp(cue.end, separator)}"
+        blocks.append(f"{times}\n{cue.text}\n" if vtt else f"{number}\n{times}\n{cue.text}\n")
+    return "\n".join(blocks)
+
+
+def render(transcript: Transcript, fmt: str, subtitles: SubtitleOptions | None = None) -> str:
+    """The transcript in format ``fmt`` (one of :data:`FORMATS`); ``subtitles`` shapes the
+    cues of srt and vtt (other formats ignore it)."""
     try:
         writer = WRITERS[fmt]
     except KeyError:
         raise InvalidOptionsError(
             f"Unknown output format {fmt!r}.", hint=f"Choose one of: {', '.join(FORMATS)}."
         ) from None
+    if subtitles is not None and subtitles.needs_words and fmt in SUBTITLE_FORMATS:
+        return _write_cues(transcript, fmt, subtitles)
     return writer(transcript)
