@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .transcription.formats import FORMATS, render
     from .transcription.models import ModelResolver
+    from .transcription.subtitles import SubtitleOptions
     from .transcription.whisper import WhisperTranscriber
 
 #: Public names that live beside the engine or the plugin machinery, and the module of each.
@@ -56,6 +57,7 @@ _LAZY = {
     "FORMATS": ".transcription.formats",
     "render": ".transcription.formats",
     "ModelResolver": ".transcription.models",
+    "SubtitleOptions": ".transcription.subtitles",
     "WhisperTranscriber": ".transcription.whisper",
 }
 
@@ -89,6 +91,7 @@ __all__ = [
     "ProgressCallback",
     "Segment",
     "Settings",
+    "SubtitleOptions",
     "Task",
     "TranscribeOptions",
     "Transcriber",
