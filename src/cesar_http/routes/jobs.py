@@ -9,8 +9,15 @@ from fastapi.responses import JSONResponse
 
 from cesar_core import render
 from cesar_core.jobs import JobState
-from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES
+from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES, SUBTITLE_FORMATS
+from cesar_core.transcription.subtitles import SubtitleOptions, words_are_estimated
 
+from ..downloads import (
+    ESTIMATED_HEADER,
+    content_disposition,
+    download_name,
+    subtitle_query,
+)
 from ..errors import error_response
 from ..options import check_cursor, job_options, read_json
 from ..runtime import Runtime, only_query, runtime
@@ -163,9 +170,14 @@ async def delete_job(job_id: str, state: Annotated[Runtime, Depends(runtime)]) -
 async def transcript(
     job_id: str,
     state: Annotated[Runtime, Depends(runtime)],
+    subtitles: Annotated[SubtitleOptions, Depends(subtitle_query)],
     format: Annotated[str, Query(pattern=f"^({'|'.join(FORMATS)})$")] = "txt",
 ) -> Response:
-    """The result of a completed job, with the format's media type."""
+    """The result of a completed job, with the format's media type, to be saved under the
+    upload's name (``Content-Disposition``). The subtitle options (``preset``,
+    ``max_line_width``, ...) shape srt and vtt cues; for a job transcribed without word
+    timestamps the words' times are estimated, and the header ``Cesar-Subtitle-Timing:
+    estimated`` says so."""
     job = await state.service.get(job_id)
     if job.state is not JobState.COMPLETED or job.result is None:
         if job.state.terminal:  # cancelled or failed: it never will be completed
@@ -182,4 +194,14 @@ async def transcript(
             f"Poll /jobs/{job_id} until its status is completed.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    return Response(render(job.result, format), media_type=MEDIA_TYPES[format])
+    headers = {
+        "Content-Disposition": content_disposition(
+            download_name(job.source.filename, format, job.id)
+        )
+    }
+    shaped = subtitles.needs_words and format in SUBTITLE_FORMATS
+    if shaped and words_are_estimated(job.result):
+        headers[ESTIMATED_HEADER] = "estimated"
+    return Response(
+        render(job.result, format, subtitles), media_type=MEDIA_TYPES[format], headers=headers
+    )

@@ -20,8 +20,10 @@ from pydantic import ValidationError
 from cesar_core import render
 from cesar_core.jobs import Job, JobState
 from cesar_core.transcript import Task, Transcript
-from cesar_core.transcription.formats import MEDIA_TYPES
+from cesar_core.transcription.formats import MEDIA_TYPES, SUBTITLE_FORMATS
+from cesar_core.transcription.subtitles import SubtitleOptions
 
+from ..downloads import SUBTITLE_FIELDS, subtitle_form
 from ..errors import WaitTimeoutError, job_error_response
 from ..multipart import FormError
 from ..options import job_options
@@ -50,6 +52,10 @@ _FIELDS = {
         "items": {"type": "string", "enum": ["word", "segment"]},
     },
     "stream": {"type": "boolean", "description": "Not supported yet: true is refused."},
+    **{  # Cesar's own: shape srt and vtt cues (see docs/subtitles.md)
+        name: {"type": "string", "description": "Cesar subtitle option (srt and vtt)"}
+        for name in SUBTITLE_FIELDS
+    },
 }
 
 
@@ -128,12 +134,18 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
             raise FormError(
                 f"response_format must be one of {', '.join(FORMATS)}, not {response_format!r}."
             )
-        job_settings = await job_options(_fields(fields, task, granularities), state)
+        subtitles = subtitle_form(fields)
+        words = "word" in granularities or (
+            subtitles.needs_words and response_format in SUBTITLE_FORMATS
+        )
+        job_settings = await job_options(_fields(fields, task, granularities, words), state)
     job, _ = await state.service.submit_stored(stored, **job_settings)
-    return _answer(await _wait(state, job), response_format, granularities)
+    return _answer(await _wait(state, job), response_format, granularities, subtitles)
 
 
-def _fields(fields: dict[str, str], task: Task, granularities: set[str]) -> TranscribeFields:
+def _fields(
+    fields: dict[str, str], task: Task, granularities: set[str], words: bool = False
+) -> TranscribeFields:
     """OpenAI's form as Cesar's options, checked like those of ``POST /transcribe``."""
     values: dict[str, Any] = {
         option: fields[name] for name, option in _OPTION_OF.items() if fields.get(name)
@@ -146,7 +158,7 @@ def _fields(fields: dict[str, str], task: Task, granularities: set[str]) -> Tran
         values["temperature"] = fields["temperature"]
     try:
         return TranscribeFields.model_validate(
-            {**values, "task": task, "word_timestamps": "word" in granularities}
+            {**values, "task": task, "word_timestamps": words or "word" in granularities}
         )
     except ValidationError as exc:
         raise _renamed(exc) from None
@@ -181,7 +193,9 @@ async def _wait(state: Runtime, job: Job) -> Job:
         raise
 
 
-def _answer(job: Job, response_format: str, granularities: set[str]) -> Response:
+def _answer(
+    job: Job, response_format: str, granularities: set[str], subtitles: SubtitleOptions
+) -> Response:
     if job.state is not JobState.COMPLETED or job.result is None:
         return job_error_response(job.error, job.state.value)
     result = job.result
@@ -190,7 +204,9 @@ def _answer(job: Job, response_format: str, granularities: set[str]) -> Response
     if response_format == "text":
         return PlainTextResponse(result.text)
     if response_format in ("srt", "vtt"):
-        return Response(render(result, response_format), media_type=MEDIA_TYPES[response_format])
+        return Response(
+            render(result, response_format, subtitles), media_type=MEDIA_TYPES[response_format]
+        )
     return JSONResponse(_verbose(result, granularities))
 
 
