@@ -59,12 +59,20 @@ class JobSource:
     #: it is written in the same transaction as the job, reaches the worker with its claim
     #: and is dropped when the job ends, with no file to create, copy or remove.
     inline: bool = False
+    #: The audio stays with the job once it ends (``keep_audio``), to be played back, and
+    #: goes only when the job is deleted or pruned.
+    keep: bool = False
 
     @property
     def uses_storage(self) -> bool:
         """Whether the job may have files in storage, to be removed when it ends: uploads
         not kept inline, and URL audio (downloaded there by the worker)."""
         return self.kind is SourceKind.URL or not self.inline
+
+    @property
+    def files_end_with_job(self) -> bool:
+        """Whether the job's files in storage go as soon as it ends, not only with it."""
+        return self.uses_storage and not self.keep
 
 
 @frozen(kw_only=True)

@@ -256,6 +256,18 @@ class BatchClaimingStore(Protocol):
 
 
 @runtime_checkable
+class AudioStore(Protocol):
+    """What a :class:`JobStore` that keeps small uploads inline offers to play them back.
+
+    Optional: without it, a job's inline audio cannot be served (``GET /jobs/{id}/audio``).
+    """
+
+    async def inline_audio(self, job_id: str) -> bytes | None:
+        """The inline audio the store still holds for the job (None: none, or gone)."""
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Where the audio of uploaded jobs waits for a worker.
 

@@ -66,6 +66,7 @@ class JobService:
         events: JobEvents | None = None,
         *,
         inline_bytes: int = DEFAULT_INLINE_AUDIO_BYTES,
+        keep_audio: bool = False,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -73,6 +74,8 @@ class JobService:
         self.events = events or JobEvents(store)
         #: Uploads up to this size stay with their job in the store; 0 sends all to storage.
         self.inline_bytes = inline_bytes
+        #: New jobs keep their audio once they end, until deleted or pruned.
+        self.keep_audio = keep_audio
 
     @classmethod
     async def open(cls, settings: Settings, manager: pluggy.PluginManager) -> JobService:
@@ -94,6 +97,7 @@ class JobService:
             FetchPolicy.from_settings(settings),
             events,
             inline_bytes=settings.inline_audio_bytes,
+            keep_audio=settings.keep_audio,
         )
 
     async def close(self) -> None:
@@ -188,7 +192,12 @@ class JobService:
             data = b"".join(head)
             stored = StoredAudio(
                 JobSource(
-                    kind=SourceKind.UPLOAD, location=key, filename=filename, size=size, inline=True
+                    kind=SourceKind.UPLOAD,
+                    location=key,
+                    filename=filename,
+                    size=size,
+                    inline=True,
+                    keep=self.keep_audio,
                 ),
                 data,
             )
@@ -197,7 +206,13 @@ class JobService:
             return stored
         size = await self.storage.save(key, resume(head, chunks), max_bytes=max_bytes)
         stored = StoredAudio(
-            JobSource(kind=SourceKind.UPLOAD, location=key, filename=filename, size=size)
+            JobSource(
+                kind=SourceKind.UPLOAD,
+                location=key,
+                filename=filename,
+                size=size,
+                keep=self.keep_audio,
+            )
         )
         if check_audio:
             try:
@@ -269,7 +284,12 @@ class JobService:
         await asyncio.to_thread(check_url, url, self.fetch)
         await self._check_webhook(webhook_url)
         new = NewJob(
-            source=JobSource(kind=SourceKind.URL, location=url, filename=url_filename(url)),
+            source=JobSource(
+                kind=SourceKind.URL,
+                location=url,
+                filename=url_filename(url),
+                keep=self.keep_audio,
+            ),
             options=options or TranscribeOptions(),
             metadata=metadata or {},
             idempotency_key=idempotency_key,
@@ -313,7 +333,7 @@ class JobService:
             raise JobNotFoundError(f"No job has the id {job_id!r}.")
         if job.state is not JobState.CANCELLED:  # it finished meanwhile
             return job, False
-        if job.source.uses_storage:
+        if job.source.files_end_with_job:
             await self.storage.delete_job(job_id)
         self.events.emit(JobEvent.for_job(job, job.state))
         return job, True

@@ -203,6 +203,10 @@ class Settings:
     #: this many hours after they ended (``CESAR_RETENTION_HOURS``), by every ``cesar serve``
     #: and ``cesar worker``; 0 keeps them forever.
     retention_hours: float = attrs.field(default=24.0, converter=float)
+    #: A job's audio stays with it once it ends, until the job is deleted or pruned
+    #: (``CESAR_KEEP_AUDIO``), so the web page can play a finished job; off removes it
+    #: when the job ends.
+    keep_audio: bool = True
     #: When set, HTTP requests need ``Authorization: Bearer <key>`` (``CESAR_API_KEY``).
     api_key: str | None = attrs.field(default=None, repr=False)
     #: Origins browsers may call the API from, comma-separated (``CESAR_CORS_ORIGINS``);

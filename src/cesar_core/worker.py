@@ -353,17 +353,17 @@ class Worker:
         """Announce what this worker decided, then remove the files of a finished job.
 
         When the lease was lost the job's fate is only known to the store: its files go
-        if it ended (cancelled, deleted), and stay if another worker runs it.
-        """
+        if it ended (cancelled, deleted), and stay if another worker runs it. Audio kept
+        for playback (``source.keep``) goes only with its job."""
         try:
             finished = isinstance(outcome, tuple)
             final = None
-            if outcome is _UNKNOWN or self.on_finished is not None:
+            if outcome is _UNKNOWN or self.on_finished is not None or job.source.keep:
                 final = await self.store.get(job.id, include_result=self.on_finished is not None)
                 finished = finished or final is None or final.state.terminal
             if isinstance(outcome, tuple):
                 self.events.emit(JobEvent.for_job(job, *outcome))
-            if finished and job.source.uses_storage:
+            if finished and job.source.uses_storage and (final is None or not job.source.keep):
                 await self.storage.delete_job(job.id)
             if final is not None and final.state.terminal and self.on_finished is not None:
                 await self.on_finished(final)
@@ -380,7 +380,7 @@ class Worker:
                     if job.state is JobState.ERROR:
                         self.events.emit(JobEvent.for_job(job, job.state, job.error))
                 for job in released:
-                    if job.state is JobState.ERROR and job.source.uses_storage:
+                    if job.state is JobState.ERROR and job.source.files_end_with_job:
                         await self.storage.delete_job(job.id)
             except Exception:
                 logger.exception("sweeping expired leases failed")

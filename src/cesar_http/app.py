@@ -34,6 +34,7 @@ from .apidocs import add_docs
 from .errors import cesar_error_response, error_response, status_for, validation_response
 from .metrics import Metrics
 from .runtime import Runtime, require_key
+from .web import add_web
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +113,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             500, "internal_error", "The server failed on this request.", "See the server log."
         )
 
-    from .routes import jobs, openai, system
+    from .routes import audio, jobs, openai, system
 
     app.include_router(system.router)
     app.include_router(jobs.router, dependencies=[Depends(require_key)])
     app.include_router(openai.router, dependencies=[Depends(require_key)])
+    app.include_router(audio.router, dependencies=[Depends(require_key)])
     add_docs(app)
+    add_web(app)
     return app
 
 

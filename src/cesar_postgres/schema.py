@@ -54,4 +54,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "FOR EACH ROW WHEN (NEW.state IN ('completed', 'error', 'cancelled')) "
         "EXECUTE FUNCTION cesar_job_audio_ended()",
     ),
+    (
+        # Audio a job keeps for playback (source.keep, from keep_audio) outlives its end and
+        # goes with the job (the cascade); older jobs have no "keep" and drop it.
+        "DROP TRIGGER cesar_job_audio_ended ON cesar_jobs",
+        "CREATE TRIGGER cesar_job_audio_ended AFTER UPDATE OF state ON cesar_jobs "
+        "FOR EACH ROW WHEN (NEW.state IN ('completed', 'error', 'cancelled') "
+        "AND NOT coalesce((NEW.source ->> 'keep')::boolean, false)) "
+        "EXECUTE FUNCTION cesar_job_audio_ended()",
+    ),
 )

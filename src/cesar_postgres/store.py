@@ -338,6 +338,16 @@ class PostgresJobStore:
 
         return await self._db.run(work)
 
+    async def inline_audio(self, job_id: str) -> bytes | None:
+        async def work(db: Connection, retried: bool) -> bytes | None:
+            cursor = await db.execute(
+                "SELECT data FROM cesar_job_audio WHERE job_id = %s", (job_id,)
+            )
+            row = await cursor.fetchone()
+            return None if row is None else bytes(row["data"])
+
+        return await self._db.run(work)
+
     async def delete(self, job_id: str) -> bool:
         async def work(db: Connection, retried: bool) -> bool:
             cursor = await db.execute("DELETE FROM cesar_jobs WHERE id = %s", (job_id,))

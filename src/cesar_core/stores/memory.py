@@ -180,7 +180,8 @@ class MemoryJobStore:
             return True
 
     def _finish(self, job: Job, **changes: object) -> None:
-        self._audio.pop(job.id, None)
+        if not job.source.keep:  # kept audio goes with the job (delete)
+            self._audio.pop(job.id, None)
         self._jobs[job.id] = evolve(job, lease=None, completed_at=_now(), **changes)  # type: ignore[arg-type]
 
     async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
@@ -277,6 +278,10 @@ class MemoryJobStore:
                 return False
             self._jobs[job_id] = evolve(job, webhook=delivery)
             return True
+
+    async def inline_audio(self, job_id: str) -> bytes | None:
+        with self._lock:
+            return self._audio.get(job_id)
 
     async def delete(self, job_id: str) -> bool:
         with self._lock:

@@ -206,6 +206,12 @@ class SQLiteJobStore:
     async def cancel(self, job_id: str) -> Job | None:
         return await self._write(sql.cancel, job_id)
 
+    async def inline_audio(self, job_id: str) -> bytes | None:
+        rows = await self._read(
+            sql.fetch_rows, "SELECT data FROM job_audio WHERE job_id = ?", (job_id,)
+        )
+        return bytes(rows[0]["data"]) if rows else None
+
     async def delete(self, job_id: str) -> bool:
         return await self._write(sql.changed, "DELETE FROM jobs WHERE id = ?", (job_id,))
 

@@ -69,6 +69,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER job_audio_deleted AFTER DELETE ON jobs "
         "BEGIN DELETE FROM job_audio WHERE job_id = OLD.id; END",
     ),
+    (
+        # Audio a job keeps for playback (source.keep, from keep_audio) outlives its end and
+        # goes with the job (job_audio_deleted); older jobs have no "keep" and drop it.
+        "DROP TRIGGER job_audio_ended",
+        "CREATE TRIGGER job_audio_ended AFTER UPDATE OF state ON jobs "
+        "WHEN NEW.state IN ('completed', 'error', 'cancelled') "
+        "AND NOT coalesce(json_extract(NEW.source, '$.keep'), 0) "
+        "BEGIN DELETE FROM job_audio WHERE job_id = NEW.id; END",
+    ),
 )
 
 COLUMNS = (

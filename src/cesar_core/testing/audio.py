@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jobs import JobSource, JobState, NewJob, SourceKind
-from ..protocols import JobStore
+from ..protocols import AudioStore, JobStore
 from ._base import ERROR, TRANSCRIPT, ContractBase, Scenario, new_job
 
 
@@ -64,5 +64,51 @@ class InlineAudioContract(ContractBase):
             await store.cancel(cancelled.id)
             assert await store.delete(deleted.id)
             assert await self.inline_audio_kept(store) in (None, 0)
+
+        run(scenario)
+
+    def test_kept_audio_outlives_its_job_until_deleted(
+        self, run: Callable[[Scenario], Any]
+    ) -> None:
+        """With ``source.keep`` (the ``keep_audio`` setting) the inline audio stays when
+        the job ends, whichever way, so it can be played back; it goes with the job."""
+
+        async def scenario(store: JobStore) -> None:
+            def kept(name: str) -> NewJob:
+                source = JobSource(
+                    kind=SourceKind.UPLOAD,
+                    location=f"{name}/audio.wav",
+                    size=4,
+                    inline=True,
+                    keep=True,
+                )
+                return new_job(source=source, audio=name.encode()[:4].ljust(4, b"\0"))
+
+            done, _ = await store.create(kept("done"))
+            failed, _ = await store.create(kept("fail"))
+            cancelled, _ = await store.create(kept("cncl"))
+            for job, end in ((done, "complete"), (failed, "fail")):
+                claimed = await store.claim("w1", 30)
+                assert claimed is not None
+                assert claimed.id == job.id
+                assert claimed.lease is not None
+                if end == "complete":
+                    assert await store.complete(job.id, claimed.lease.token, TRANSCRIPT)
+                else:
+                    assert await store.fail(job.id, claimed.lease.token, ERROR)
+            await store.cancel(cancelled.id)
+            ended = await store.get(done.id)
+            assert ended is not None
+            assert ended.state is JobState.COMPLETED
+            assert ended.source.keep
+            assert await self.inline_audio_kept(store) in (None, 3)
+            if isinstance(store, AudioStore):
+                assert await store.inline_audio(done.id) == b"done"
+                assert await store.inline_audio(cancelled.id) == b"cncl"
+            for job in (done, failed, cancelled):
+                assert await store.delete(job.id)
+            assert await self.inline_audio_kept(store) in (None, 0)
+            if isinstance(store, AudioStore):
+                assert await store.inline_audio(done.id) is None
 
         run(scenario)

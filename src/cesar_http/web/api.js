@@ -1,0 +1,134 @@
+// The public HTTP API, as this page calls it: the same endpoints as any client. Paths are
+// relative to the page, so the page works behind a reverse proxy that adds a prefix.
+
+const KEY = "cesar-api-key";
+
+export class NeedKey extends Error {}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = body && body.error ? body.error : { message: `HTTP ${status}` };
+    super(detail.hint ? `${detail.message} ${detail.hint}` : detail.message);
+    this.status = status;
+    this.code = detail.code;
+  }
+}
+
+// The key lives in sessionStorage: it is gone when the tab is closed.
+export const apiKey = {
+  get: () => sessionStorage.getItem(KEY),
+  set: (key) => sessionStorage.setItem(KEY, key),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+function headers(extra = {}) {
+  const key = apiKey.get();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+export async function request(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers(options.headers) });
+  if (response.status === 401) {
+    apiKey.clear();
+    throw new NeedKey("An API key is needed.");
+  }
+  if (!response.ok) {
+    let body = null;
+    try { body = await response.json(); } catch { /* not JSON */ }
+    throw new ApiError(response.status, body);
+  }
+  return response;
+}
+
+export const getJson = async (path) => (await request(path)).json();
+
+export function listJobs(cursor, limit = 20) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  return getJson(`jobs?${query}`);
+}
+
+export const getJob = (id) => getJson(`jobs/${encodeURIComponent(id)}`);
+
+export async function submit(file, fields) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (value !== "" && value !== null && value !== undefined) form.append(name, value);
+  }
+  form.append("file", file, file.name);  // last: the server reads the options first
+  return (await request("transcribe", { method: "POST", body: form })).json();
+}
+
+// Cancel an unfinished job (answer: the job) or delete a finished one (answer: null).
+export async function cancelOrDelete(id) {
+  const response = await request(`jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+  return response.status === 204 ? null : response.json();
+}
+
+export async function renameSpeakers(id, speakers) {
+  const response = await request(`jobs/${encodeURIComponent(id)}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ speakers }),
+  });
+  return response.json();
+}
+
+export async function blob(path) {
+  return (await request(path)).blob();
+}
+
+// What this server offers, read from its OpenAPI document, so the page shows only what
+// works: speakers, renaming them, live events.
+export async function features() {
+  const spec = await (await fetch("openapi.json")).json();
+  const paths = spec.paths || {};
+  const form = paths["/transcribe"]?.post?.requestBody?.content?.["multipart/form-data"];
+  const fields = form?.schema?.properties || {};
+  return {
+    speakers: "diarize" in fields,
+    rename: Boolean(paths["/jobs/{job_id}"]?.patch),
+    events: Boolean(paths["/jobs/{job_id}/events"]?.get),
+  };
+}
+
+// Follow a job: Server-Sent Events where the server has them and no key is needed
+// (EventSource cannot send one), else polling. Calls onJob with the job as it changes and
+// onSegment with each new segment an event brings; returns a function that stops.
+export function follow(id, { onJob, onSegment, onError }, useEvents) {
+  let stopped = false;
+  let timer = null;
+  let source = null;
+  const refresh = async () => {
+    try {
+      const job = await getJob(id);
+      if (stopped) return;
+      onJob(job);
+      if (!["completed", "error", "cancelled"].includes(job.status) && !source) {
+        timer = setTimeout(refresh, 1000);
+      }
+    } catch (error) {
+      if (!stopped) onError(error);
+    }
+  };
+  if (useEvents && !apiKey.get() && "EventSource" in window) {
+    source = new EventSource(`jobs/${encodeURIComponent(id)}/events`);
+    source.addEventListener("segment", (event) => onSegment(JSON.parse(event.data)));
+    for (const name of ["status", "progress"]) {
+      source.addEventListener(name, (event) => onJob(JSON.parse(event.data), true));
+    }
+    for (const name of ["completed", "error", "cancelled"]) {
+      source.addEventListener(name, () => { source.close(); source = null; refresh(); });
+    }
+    source.onerror = () => {  // gone or refused: poll instead
+      if (source) { source.close(); source = null; }
+      if (!stopped) refresh();
+    };
+  }
+  refresh();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (source) source.close();
+  };
+}

@@ -1,0 +1,339 @@
+// Cesar's web page: submit audio, follow jobs, read a transcript beside its audio.
+// Plain ES modules, no build step; every request goes to this server's public API.
+import * as api from "./api.js";
+import { renderTranscript, Highlighter } from "./transcript.js";
+
+const $ = (id) => document.getElementById(id);
+const FORMATS = ["txt", "srt", "vtt", "json", "tsv"];
+const ENDED = ["completed", "error", "cancelled"];
+const PAGE = 20;
+const LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "zh", "ja", "ko", "hi"];
+
+let features = { speakers: false, rename: false, events: false };
+let pages = [null];  // the cursor of each page seen, newest first
+let listTimer = null;
+let stopFollowing = () => {};
+let audioUrl = null;
+
+function notice(message) {
+  const box = $("notice");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function guarded(work) {
+  try {
+    notice("");
+    return await work();
+  } catch (error) {
+    if (error instanceof api.NeedKey) return askKey();
+    notice(error.message);
+  }
+}
+
+function askKey() {
+  for (const id of ["home", "job"]) $(id).hidden = true;
+  $("key-form").hidden = false;
+  $("key").focus();
+}
+
+function show(view) {
+  $("key-form").hidden = true;
+  $("home").hidden = view !== "home";
+  $("job").hidden = view !== "job";
+}
+
+// ---- the list of jobs ----------------------------------------------------------------
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+const label = (job) => job.source.filename || job.source.url || job.id;
+
+function jobRow(job) {
+  const li = document.createElement("li");
+  const name = document.createElement("a");
+  name.className = "name";
+  name.href = `#/jobs/${job.id}`;
+  name.textContent = label(job);
+  const actions = document.createElement("div");
+  actions.className = "row-actions";
+  const progress = document.createElement("progress");
+  progress.max = 100;
+  progress.value = job.progress;
+  progress.setAttribute("aria-label", `Progress of ${label(job)}`);
+  const action = document.createElement("button");
+  action.type = "button";
+  const ended = ENDED.includes(job.status);
+  action.textContent = ended ? "Delete" : "Cancel";
+  action.setAttribute("aria-label", `${action.textContent} ${label(job)}`);
+  action.addEventListener("click", () => guarded(async () => {
+    if (ended && !confirm(`Delete ${label(job)} and its transcript?`)) return;
+    await api.cancelOrDelete(job.id);
+    await loadJobs();
+  }));
+  actions.append(progress, action);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = `${job.status} · ${job.progress} % · ${when(job.created_at)}`;
+  li.append(name, actions, meta);
+  return li;
+}
+
+async function loadJobs() {
+  clearTimeout(listTimer);
+  const index = pages.length - 1;
+  const page = await api.listJobs(pages[index], PAGE);
+  $("jobs").replaceChildren(...page.jobs.map(jobRow));
+  $("no-jobs").hidden = page.jobs.length > 0 || index > 0;
+  $("newer").disabled = index === 0;
+  $("older").disabled = !page.next_cursor;
+  $("older").dataset.cursor = page.next_cursor || "";
+  // While a job on this page (or a new one, on the first) is unfinished, look again soon.
+  if (!$("home").hidden && (index === 0 || page.jobs.some((j) => !ENDED.includes(j.status)))) {
+    listTimer = setTimeout(() => guarded(loadJobs), 2000);
+  }
+}
+
+// ---- submitting ----------------------------------------------------------------------
+
+function chosenFiles(files) {
+  $("chosen").textContent = files.length ? [...files].map((f) => f.name).join(", ") : "";
+}
+
+async function submitFiles(event) {
+  event.preventDefault();
+  const files = [...$("files").files];
+  if (!files.length) {
+    $("upload-status").textContent = "Choose or drop at least one file first.";
+    $("files").focus();
+    return;
+  }
+  const fields = {
+    model: $("model").value,
+    language: $("language").value.trim(),
+    task: $("task").value,
+    word_timestamps: $("words").checked ? "true" : "false",
+  };
+  if (features.speakers && $("speakers").checked) fields.diarize = "auto";
+  $("submit").disabled = true;
+  try {
+    await guarded(async () => {
+      for (const [i, file] of files.entries()) {
+        $("upload-status").textContent = `Sending ${file.name} (${i + 1} of ${files.length})…`;
+        await api.submit(file, fields);
+      }
+      $("upload-status").textContent = `Sent ${files.length} file(s).`;
+      $("files").value = "";
+      chosenFiles([]);
+      pages = [null];
+      await loadJobs();
+    });
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+// ---- one job -------------------------------------------------------------------------
+
+let current = null;
+let highlighter = null;
+let resultShown = false;  // the player and the full transcript, once per visit
+
+function showStatus(job) {
+  $("job-status").textContent = job.status;
+  $("job-progress").value = job.progress;
+  $("job-percent").textContent = `${job.progress} %`;
+  const running = !ENDED.includes(job.status);
+  $("job-cancel").hidden = !running;
+  $("job-delete").hidden = running;
+  $("job-error").hidden = !job.error;
+  $("job-error").textContent = job.error ? job.error.message : "";
+}
+
+function onJob(job, partial = false) {
+  if (partial) {  // an event with part of the job
+    const before = current || { status: "queued", progress: 0 };
+    current = { ...before, status: job.status ?? before.status, progress: job.progress ?? before.progress };
+    return showStatus(current);
+  }
+  current = job;
+  showStatus(job);
+  if (job.status === "completed" && job.segments && !resultShown) {
+    resultShown = true;
+    showResult(job);
+  }
+}
+
+function onSegment(segment) {
+  if (!current) return;
+  current.segments = [...(current.segments || []), segment];
+  renderTranscript($("transcript"), current, speakerNames(current));
+}
+
+const speakerNames = (job) => job.speakers || {};
+
+async function showResult(job) {
+  renderTranscript($("transcript"), job, speakerNames(job));
+  $("player-box").hidden = false;
+  await loadAudio(job);
+  if (highlighter) highlighter.refresh();
+  else highlighter = new Highlighter($("audio"), $("transcript"));
+  const links = FORMATS.map((format) => {
+    const link = document.createElement("a");
+    link.href = `jobs/${job.id}/transcript?format=${format}`;
+    link.textContent = format.toUpperCase();
+    link.setAttribute("aria-label", `Download ${format.toUpperCase()}`);
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      guarded(() => download(job, format));
+    });
+    return link;
+  });
+  $("downloads").replaceChildren(...links);
+  showSpeakerForm(job);
+}
+
+async function loadAudio(job) {
+  const audio = $("audio");
+  if (audioUrl) URL.revokeObjectURL(audioUrl);
+  audioUrl = null;
+  if (!api.apiKey.get()) {  // streamed, with range requests
+    audio.src = `jobs/${job.id}/audio`;
+    return;
+  }
+  try {  // an <audio> cannot send the key: fetch the audio once instead
+    audioUrl = URL.createObjectURL(await api.blob(`jobs/${job.id}/audio`));
+    audio.src = audioUrl;
+  } catch (error) {
+    if (error instanceof api.ApiError) $("player-box").querySelector("audio").hidden = true;
+    else throw error;
+  }
+}
+
+async function download(job, format) {
+  const data = await api.blob(`jobs/${job.id}/transcript?format=${format}`);
+  const base = (job.source.filename || job.id).replace(/\.[^.]+$/, "");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(data);
+  link.download = `${base}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+function showSpeakerForm(job) {
+  const labels = [...new Set((job.segments || []).map((s) => s.speaker).filter(Boolean))];
+  $("speaker-names").hidden = !(features.rename && labels.length);
+  if ($("speaker-names").hidden) return;
+  const names = speakerNames(job);
+  $("speaker-fields").replaceChildren(...labels.map((speaker) => {
+    const field = document.createElement("label");
+    field.textContent = speaker;
+    const input = document.createElement("input");
+    input.name = speaker;
+    input.value = names[speaker] || "";
+    input.placeholder = speaker;
+    field.append(input);
+    return field;
+  }));
+}
+
+async function saveSpeakers(event) {
+  event.preventDefault();
+  const speakers = {};
+  for (const input of $("speaker-fields").querySelectorAll("input")) {
+    if (input.value.trim()) speakers[input.name] = input.value.trim();
+  }
+  await guarded(async () => {
+    const job = await api.renameSpeakers(current.id, speakers);
+    current = { ...current, speakers: job.speakers || speakers };
+    renderTranscript($("transcript"), current, speakerNames(current));
+    highlighter.refresh();
+  });
+}
+
+async function copyText() {
+  const text = current?.text || $("transcript").innerText;
+  try {
+    await navigator.clipboard.writeText(text.trim());
+    $("copied").textContent = "Copied.";
+  } catch {
+    $("copied").textContent = "Copying was refused by the browser; select the text instead.";
+  }
+}
+
+function openJob(id) {
+  show("job");
+  current = null;
+  resultShown = false;
+  $("job-title").textContent = id;
+  $("transcript").replaceChildren();
+  $("player-box").hidden = true;
+  $("audio").removeAttribute("src");
+  $("copied").textContent = "";
+  stopFollowing = api.follow(id, {
+    onJob: (job, partial) => {
+      if (!partial) $("job-title").textContent = label(job);
+      onJob(job, partial);
+    },
+    onSegment,
+    onError: (error) => guarded(() => { throw error; }),
+  }, features.events);
+}
+
+// ---- wiring --------------------------------------------------------------------------
+
+async function route() {
+  stopFollowing();
+  clearTimeout(listTimer);
+  const match = location.hash.match(/^#\/jobs\/([\w-]+)$/);
+  if (match) return openJob(match[1]);
+  show("home");
+  await guarded(loadJobs);
+}
+
+async function start() {
+  $("languages").replaceChildren(...LANGUAGES.map((code) => new Option(code, code)));
+  $("files").addEventListener("change", () => chosenFiles($("files").files));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    $("files").files = event.dataTransfer.files;
+    chosenFiles($("files").files);
+  });
+  $("submit-form").addEventListener("submit", submitFiles);
+  $("older").addEventListener("click", () => { pages.push($("older").dataset.cursor); guarded(loadJobs); });
+  $("newer").addEventListener("click", () => { pages.pop(); guarded(loadJobs); });
+  $("copy").addEventListener("click", copyText);
+  $("speaker-names").addEventListener("submit", saveSpeakers);
+  for (const [id, verb] of [["job-cancel", "Cancel"], ["job-delete", "Delete"]]) {
+    $(id).addEventListener("click", () => guarded(async () => {
+      if (verb === "Delete" && !confirm("Delete this job and its transcript?")) return;
+      const job = await api.cancelOrDelete(current.id);
+      if (job) onJob(job); else location.hash = "#/";
+    }));
+  }
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    api.apiKey.set($("key").value.trim());
+    $("key").value = "";
+    route();
+  });
+  window.addEventListener("hashchange", route);
+  try {
+    features = await api.features();
+  } catch { /* an older server: the basics only */ }
+  $("speakers-option").hidden = !features.speakers;
+  try {
+    const models = await api.getJson("v1/models");
+    for (const model of models.data.filter((m) => m.id !== "whisper-1")) {
+      $("model").append(new Option(model.id, model.id));
+    }
+  } catch { /* the key is asked for by route() */ }
+  await route();
+}
+
+start();

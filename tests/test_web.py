@@ -1,0 +1,165 @@
+"""The web page at ``/`` in a real browser, and the job audio it plays (``GET /jobs/{id}/audio``).
+
+The browser is Debian's headless Chromium driven by Playwright's Python package (no browser
+download: ``executable_path``); ``.ci/run`` installs both where they are missing. Each step
+of the page test leaves a screenshot in the test's temporary directory (its path is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+import srt
+
+from .http_helpers import serving, wait_for
+
+ROOT = Path(__file__).parent.parent
+CHROMIUM = os.environ.get("CESAR_TEST_CHROMIUM") or shutil.which("chromium")
+PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation")
+WEB_FILES = ("index.html", "app.js", "api.js", "transcript.js", "app.css")
+
+
+def _screenshot(page, shots: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    path = shots / f"{len(list(shots.iterdir())) + 1:02d}-{name}.png"
+    page.screenshot(path=path, full_page=True)
+    print(f"screenshot: {path}")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
+def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> None:
+    """Upload through the page, watch progress reach 100 % and the text appear, click a word
+    and find the audio there, download SRT and parse it; the page asks nothing of any
+    other server."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with serving(tmp_path / "data", CESAR_WORKERS="1") as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1100, "height": 700}, accept_downloads=True)
+        requested: list[str] = []
+        failures: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        page.goto(f"{url}/")
+        page.wait_for_selector("#home:not([hidden])")
+        _screenshot(page, shots, "empty")
+
+        page.set_input_files("#files", data / "speech_en.wav")
+        page.get_by_role("button", name="Transcribe").click()
+        page.wait_for_selector("#jobs li")
+        _screenshot(page, shots, "submitted")
+        page.get_by_role("link", name="speech_en.wav").click()
+        page.wait_for_function(
+            "document.getElementById('job-progress').value === 100", timeout=120_000
+        )
+        transcript = page.locator("#transcript")
+        sync_api.expect(transcript).to_contain_text("quick brown fox", ignore_case=True)
+        assert page.locator("#job-percent").inner_text() == "100 %"
+        page.wait_for_function("document.getElementById('audio').readyState >= 1")
+        _screenshot(page, shots, "completed")
+
+        word = transcript.locator(".w", has_text="lazy").first
+        start = float(word.get_attribute("data-start") or "nan")
+        assert start > 1.0  # not the start of the audio: a seek has to move it
+        word.click()
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('audio').currentTime - {start}) < 0.05"
+        )
+        sync_api.expect(word).to_have_class("w now")
+        sync_api.expect(word).to_have_attribute("aria-current", "true")
+        _screenshot(page, shots, "word-clicked")
+
+        with page.expect_download() as caught:
+            page.get_by_role("link", name="Download SRT").click()
+        download = caught.value
+        assert download.suggested_filename == "speech_en.srt"
+        subtitles = list(srt.parse(Path(download.path()).read_text()))
+        assert subtitles
+        assert "lazy dog" in " ".join(s.content for s in subtitles).lower()
+        assert subtitles[0].start.total_seconds() < start < subtitles[-1].end.total_seconds()
+        browser.close()
+    assert not failures
+    outside = [u for u in requested if not u.startswith((f"{url}/", "data:", "blob:"))]
+    assert not outside, f"the page requested outside the server: {outside}"
+    assert any(u.startswith(f"{url}/web/") for u in requested)
+
+
+@pytest.mark.parametrize("inline_bytes", ["1MiB", "0"], ids=["inline", "storage"])
+def test_job_audio_is_served_with_ranges_and_kept(
+    tmp_path: Path, data: Path, inline_bytes: str
+) -> None:
+    """The audio comes back byte for byte, in ranges, after its job ended, from the job
+    store (inline) and from storage alike; it goes with its job."""
+    audio = (data / "speech_en.opus").read_bytes()
+    with (
+        serving(tmp_path, CESAR_WORKERS="1", CESAR_INLINE_AUDIO_BYTES=inline_bytes) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        files = {"file": ("talk.opus", audio, "audio/ogg")}
+        job = client.post("/transcribe", files=files).json()
+        assert wait_for(client, job["id"])["status"] == "completed"
+        whole = client.get(f"/jobs/{job['id']}/audio")
+        assert whole.status_code == 200
+        assert whole.content == audio
+        assert whole.headers["accept-ranges"] == "bytes"
+        part = client.get(f"/jobs/{job['id']}/audio", headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206
+        assert part.content == audio[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(audio)}"
+        tail = client.get(f"/jobs/{job['id']}/audio", headers={"Range": "bytes=-10"})
+        assert tail.content == audio[-10:]
+        beyond = client.get(f"/jobs/{job['id']}/audio", headers={"Range": f"bytes={len(audio)}-"})
+        assert beyond.status_code == 416
+        assert client.delete(f"/jobs/{job['id']}").status_code == 204
+        gone = client.get(f"/jobs/{job['id']}/audio")
+        assert gone.status_code == 404
+        assert gone.json()["error"]["code"] == "job_not_found"
+        assert not [p for p in tmp_path.rglob("*") if p.is_file() and job["id"] in str(p)]
+
+
+def test_without_keep_audio_the_audio_goes_when_the_job_ends(tmp_path: Path, data: Path) -> None:
+    with (
+        serving(tmp_path, CESAR_WORKERS="1", CESAR_KEEP_AUDIO="false") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        files = {"file": ("talk.opus", (data / "speech_en.opus").read_bytes())}
+        job = client.post("/transcribe", files=files).json()
+        assert wait_for(client, job["id"])["status"] == "completed"
+        answer = client.get(f"/jobs/{job['id']}/audio")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "audio_not_found"
+        assert "keep_audio" in answer.json()["error"]["hint"]
+
+
+def test_page_and_assets_are_served_without_a_key(tmp_path: Path) -> None:
+    """The page holds no data, so it loads without the key and then asks for it; the
+    API behind it still refuses requests without the key."""
+    with serving(tmp_path, CESAR_WORKERS="0", CESAR_API_KEY="s3cret") as url:
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        for name in WEB_FILES:
+            assert httpx.get(f"{url}/web/{name}").status_code == 200, name
+        assert "sessionStorage" in httpx.get(f"{url}/web/api.js").text
+        assert httpx.get(f"{url}/jobs").status_code == 401
+        assert httpx.get(f"{url}/jobs/0123456789abcdef0123456789abcdef/audio").status_code == 401
+
+
+def test_the_wheel_carries_the_page(tmp_path: Path) -> None:
+    """The page is package data: a wheel built from this tree has every file of it."""
+    pytest.importorskip("hatchling")
+    subprocess.run(
+        [*PIP_WHEEL, "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("cesar-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in WEB_FILES:
+        assert f"cesar_http/web/{name}" in names
