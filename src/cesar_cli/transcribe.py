@@ -27,9 +27,11 @@ from cesar_core.languages import LANGUAGE_CODES
 from cesar_core.plugins import get_manager
 from cesar_core.transcript import COMPUTE_TYPES
 from cesar_core.transcription.audio import probe_duration
+from cesar_core.transcription.formats import SUBTITLE_FORMATS
 
 from .logs import configure_logging
 from .progress import progress_bar, wanted
+from .subtitles import formats_to_write, subtitle_options, take_subtitles
 
 
 def _language(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
@@ -97,8 +99,10 @@ def _write_atomically(path: Path, text: str) -> None:
     "-f",
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
-    help="Output format. Default: from the -o extension, else txt.",
+    type=click.Choice([*FORMATS, "all"]),
+    multiple=True,
+    help="Output format; repeat -f, or -f all, to write several at once (into -o DIR). "
+    "Default: from the -o extension, else txt.",
 )
 @click.option("-m", "--model", help="Model name or directory (see `cesar models`). [CESAR_MODEL]")
 @click.option(
@@ -161,10 +165,11 @@ def _write_atomically(path: Path, text: str) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
 @click.option("-v", "--verbose", count=True, help="Log what happens (-vv for debug).")
+@subtitle_options
 def transcribe(
     files: tuple[Path, ...],
     output: str | None,
-    fmt: str | None,
+    fmt: tuple[str, ...],
     allow_download: bool | None,
     quiet: bool,
     verbose: int,
@@ -177,15 +182,24 @@ def transcribe(
       cesar transcribe talk.mp3
       cesar transcribe talk.mp3 -o talk.srt
       cesar transcribe *.m4a -o transcripts/ -f vtt --language fr --model base
+      cesar transcribe talk.mp3 -f all -o subs/ --subtitle-preset netflix
 
     When several files are given and one fails, the others are still transcribed and the
     command exits with status 1.
     """
     configure_logging(verbose, quiet)
-    if fmt is None:
-        suffix = Path(output).suffix.lstrip(".").lower() if output else ""
-        fmt = suffix if suffix in FORMATS else "txt"
-    plan = _output_plan(files, output, fmt)
+    formats = formats_to_write(fmt, output, len(files) > 1)
+    subtitles = take_subtitles(options)
+    if subtitles.needs_words and not set(formats).isdisjoint(SUBTITLE_FORMATS):
+        options["word_timestamps"] = True  # cues are re-flowed from the words
+    if len(formats) > 1:
+        if output is None or output == "-":
+            raise click.UsageError(
+                "several formats are written to files: add -o DIR "
+                "(each FILE is written to DIR/FILE-STEM.FORMAT)."
+            )
+        output = os.path.join(output, "")  # a directory, whatever the inputs
+    plan = _output_plan(files, output, formats[0])
     settings = Settings.load(allow_download=allow_download)
     opts = make_options(settings, **options)
     transcriber = WhisperTranscriber(settings, ModelResolver.from_plugins(get_manager(), settings))
@@ -193,14 +207,16 @@ def transcribe(
     for source, target in plan:
         try:
             transcript = _transcribe_one(transcriber, source, opts, quiet, verbose)
-            text = render(transcript, fmt)
-            if target is None:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            else:
-                _write_atomically(target, text)
+            for each in formats:
+                text = render(transcript, each, subtitles)
+                if target is None:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+                    continue
+                path = target if len(formats) == 1 else target.with_name(f"{source.stem}.{each}")
+                _write_atomically(path, text)
                 if verbose:
-                    click.echo(f"wrote {target}", err=True)
+                    click.echo(f"wrote {path}", err=True)
         except CesarError as exc:
             if len(plan) == 1:
                 raise
