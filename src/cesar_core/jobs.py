@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from .transcript import TranscribeOptions, Transcript
+from .transcript import Segment, TranscribeOptions, Transcript
 
 #: A job whose worker vanished this many times is failed instead of re-queued.
 DEFAULT_MAX_ATTEMPTS = 3
@@ -152,6 +152,9 @@ class Job:
     #: A queued job is not claimed before this time (retries back off).
     run_after: datetime | None = None
     result: Transcript | None = None
+    #: While the job runs: the segments transcribed so far (live, without words), from a
+    #: store that keeps them (:class:`~cesar_core.protocols.LiveStore`); empty otherwise.
+    segments: tuple[Segment, ...] = ()
     error: JobError | None = None
     metadata: dict[str, Any] = field(factory=dict)
     idempotency_key: str | None = None

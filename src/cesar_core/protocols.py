@@ -7,17 +7,19 @@ ours, it only has to look right to a type checker and pass the behaviour tests.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+import functools
+import inspect
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from attrs import frozen
 
 from .jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from .settings import Settings
-from .transcript import TranscribeOptions, Transcript
+from .transcript import Segment, TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
 #: transcription: that is how a cancelled job stops its worker thread.
@@ -25,6 +27,11 @@ ProgressCallback = Callable[[float], None]
 
 #: A path, or an open binary file positioned at the start of the audio.
 AudioInput = str | Path | BinaryIO
+#: Called with segments as soon as they are transcribed (the worker publishes them live to
+#: the job's followers). A transcriber that offers it takes it as its ``on_segments``
+#: keyword argument; one that does not (``Transcriber`` does not require it) still works,
+#: its job's segments then appear when it completes.
+SegmentsCallback = Callable[[Sequence[Segment]], None]
 
 
 @frozen(kw_only=True)
@@ -268,6 +275,35 @@ class AudioStore(Protocol):
 
 
 @runtime_checkable
+class LiveStore(Protocol):
+    """What a :class:`JobStore` may also offer: a running job's segments, live, and a
+    wake-up for those who follow jobs.
+
+    Optional: with it, a worker publishes each segment while the job runs and
+    ``GET /jobs/{id}/events`` streams it; without it, followers see the status and progress
+    (polled) and the segments once the job completes. The store keeps the segments with
+    the job while it runs only: they go when it ends (its result holds them) or goes back
+    to the queue (its next attempt starts afresh).
+    """
+
+    async def publish(
+        self, job_id: str, token: str, segments: Sequence[Segment], progress: int | None = None
+    ) -> bool:
+        """Append ``segments`` to the running job's (and record ``progress``), then wake
+        its followers; False when the lease is lost, and nothing is kept."""
+        ...
+
+    async def live_segments(self, job_id: str, after: int = 0) -> builtins.list[Segment]:
+        """The running job's segments from the ``after``-th on (none once it ended)."""
+        ...
+
+    async def wait_for_change(self, job_id: str | None, timeout: float) -> None:
+        """Return when the job (any job, for None) may have changed (state, progress,
+        segments), or after ``timeout`` seconds. A hint, never a promise: read again."""
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Where the audio of uploaded jobs waits for a worker.
 
@@ -297,6 +333,31 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release connections; the storage is unusable afterwards."""
         ...
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_segments(kind: type) -> bool:
+    try:
+        parameters = inspect.signature(kind.transcribe).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "on_segments" in parameters
+
+
+def transcribe_with_segments(
+    transcriber: Transcriber,
+    audio: AudioInput,
+    options: TranscribeOptions,
+    progress: ProgressCallback | None,
+    on_segments: SegmentsCallback | None,
+) -> Transcript:
+    """``transcriber.transcribe``, with ``on_segments`` when the transcriber takes it
+    (see :data:`SegmentsCallback`); one that does not is called as it always was."""
+    if on_segments is None or not _takes_segments(type(transcriber)):
+        return transcriber.transcribe(audio, options, progress)
+    method: Any = transcriber.transcribe
+    result: Transcript = method(audio, options, progress, on_segments=on_segments)
+    return result
 
 
 #: Opens a job store from its full URL (what the ``cesar_job_stores`` hook provides).

@@ -24,6 +24,7 @@ from .events import JobEvent, JobEvents
 from .housekeeping import prune
 from .ids import check_idempotency_key, check_job_id
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
+from .live import Following
 from .protocols import JobStore, Page, Storage
 from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
 from .storage import open_storage
@@ -55,8 +56,8 @@ class JobNotFoundError(CesarError):
     code = "job_not_found"
 
 
-class JobService:
-    """Submit, inspect, cancel and delete jobs."""
+class JobService(Following):
+    """Submit, inspect, cancel and delete jobs, and follow them live (:class:`Following`)."""
 
     def __init__(
         self,

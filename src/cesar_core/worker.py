@@ -31,6 +31,7 @@ from typing import Any
 
 from attrs import define, frozen
 
+from . import live
 from .errors import AudioNotFoundError, CesarError
 from .events import JobEvent, JobEvents
 from .fetch import DownloadStopped, FetchPolicy, download
@@ -91,6 +92,7 @@ class _Running:
     handback: bool = False
     #: The job claimed together with this one's completion, for the slot to run next.
     next: Job | None = None
+    segments: live.LiveSegments | None = None  # published while it runs (a LiveStore)
 
 
 FinishedCallback = Callable[[Job], Awaitable[None]]
@@ -219,6 +221,7 @@ class Worker:
         """Run ``job`` to its end; return the job claimed along with its completion."""
         assert job.lease is not None
         running = _Running(job=job, token=job.lease.token, abort=threading.Event())
+        running.segments = live.LiveSegments.start(self.store, job, running.token)
         self._running[job.id] = running
         beat = asyncio.create_task(self._heartbeat(running))
         outcome: _Outcome = _UNKNOWN
@@ -230,6 +233,7 @@ class Worker:
             beat.cancel()
             with suppress(asyncio.CancelledError):
                 await beat
+            await live.stop(running.segments)
             del self._running[job.id]
         await self._after(job, outcome)
         return running.next
@@ -300,7 +304,7 @@ class Worker:
 
         if running.abort.is_set():
             raise JobAborted
-        return self.transcriber.transcribe(audio, running.job.options, progress)
+        return live.run(self.transcriber, audio, running.job.options, progress, running.segments)
 
     @asynccontextmanager
     async def _audio(self, job: Job, stop: Callable[[], bool]) -> AsyncIterator[AudioInput]:

@@ -113,9 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             500, "internal_error", "The server failed on this request.", "See the server log."
         )
 
-    from .routes import audio, jobs, openai, system
+    from .routes import audio, events, jobs, openai, system
 
     app.include_router(system.router)
+    # Before the job routes: /jobs/events is not the job "events".
+    app.include_router(events.router, dependencies=[Depends(require_key)])
     app.include_router(jobs.router, dependencies=[Depends(require_key)])
     app.include_router(openai.router, dependencies=[Depends(require_key)])
     app.include_router(audio.router, dependencies=[Depends(require_key)])

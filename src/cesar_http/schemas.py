@@ -211,7 +211,9 @@ class JobOut(BaseModel):
     language_probability: float | None = None
     duration: float | None = Field(default=None, description="Seconds of audio transcribed.")
     model: str | None = None
-    segments: list[SegmentOut] | None = None
+    segments: list[SegmentOut] | None = Field(
+        default=None, description="Also while the job runs: the segments so far."
+    )
     words: list[WordOut] | None = Field(default=None, description="With word_timestamps.")
     warnings: list[str] | None = None
 
@@ -284,4 +286,6 @@ def job_out(job: Job) -> JobOut:
             words=[word for segment in transcript["segments"] for word in segment["words"]],
             warnings=list(result.warnings),
         )
+    elif job.segments:  # a running job's segments so far (live, without words)
+        body["segments"] = [to_dict(segment) for segment in job.segments]
     return JobOut.model_validate(body)

@@ -84,3 +84,31 @@ class Wakeup:
         """Return at the next :meth:`notify`, or after ``timeout`` seconds."""
         with suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
+
+
+class Changes:
+    """Wakes the followers of a job (or of every job) when it may have changed.
+
+    Stores call :meth:`notify` after each write that changes a job's state, progress or
+    live segments (PostgreSQL's listener also for other nodes' writes); followers (the
+    service's event streams) wait on one job, or on any with None. Like :class:`Wakeup`,
+    each wait holds the event current when it began.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, asyncio.Event] = {}
+        self._any = asyncio.Event()
+
+    def notify(self, job_id: str) -> None:
+        """Wake whoever waits on ``job_id`` or on any job."""
+        event = self._jobs.pop(job_id, None)
+        if event is not None:
+            event.set()
+        self._any.set()
+        self._any = asyncio.Event()
+
+    async def wait(self, job_id: str | None, timeout: float) -> None:
+        """Return at the next change of ``job_id`` (any job: None), or after ``timeout``."""
+        event = self._any if job_id is None else self._jobs.setdefault(job_id, asyncio.Event())
+        with suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)

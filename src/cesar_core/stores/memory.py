@@ -11,18 +11,41 @@ import heapq
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from attrs import evolve
 
 from ..jobs import TERMINAL_STATES, Job, JobError, JobState, Lease, NewJob, WebhookDelivery
 from ..protocols import Page
-from ..transcript import Transcript
-from .common import Wakeup, decode_cursor, encode_cursor, expired_error
+from ..transcript import Segment, Transcript
+from .common import Changes, Wakeup, decode_cursor, encode_cursor, expired_error
 
 
 def _now() -> datetime:
     return datetime.fromtimestamp(time.time(), UTC)
+
+
+class _Watched(dict[str, Job]):
+    """The jobs by id: writing one wakes its followers, and a job leaving ``processing``
+    drops its live segments (``live``), as the durable stores' triggers do."""
+
+    def __init__(self, changes: Changes) -> None:
+        super().__init__()
+        self.changes = changes
+        self.live: dict[str, builtins.list[Segment]] = {}
+
+    def __setitem__(self, job_id: str, job: Job) -> None:
+        super().__setitem__(job_id, job)
+        if job.state is not JobState.PROCESSING:
+            self.live.pop(job_id, None)
+        self.changes.notify(job_id)
+
+    def pop(self, job_id: str, default: Any = None) -> Any:
+        self.live.pop(job_id, None)
+        self.changes.notify(job_id)
+        return super().pop(job_id, default)
 
 
 class MemoryJobStore:
@@ -35,7 +58,8 @@ class MemoryJobStore:
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
+        self._changes = Changes()
+        self._jobs = _Watched(self._changes)
         self._seq: dict[str, int] = {}
         self._audio: dict[str, bytes] = {}
         self._ready: list[tuple[int, str]] = []
@@ -76,9 +100,32 @@ class MemoryJobStore:
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
+            live = tuple(self._jobs.live.get(job_id, ()))
         if job is not None and not include_result:
             job = evolve(job, result=None)
+        elif job is not None and live:
+            job = evolve(job, segments=live)
         return job
+
+    async def publish(
+        self, job_id: str, token: str, segments: Sequence[Segment], progress: int | None = None
+    ) -> bool:
+        with self._lock:
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._jobs.live.setdefault(job_id, []).extend(segments)
+            if progress is not None:
+                job = evolve(job, progress=progress)
+            self._jobs[job_id] = job  # wakes the followers
+            return True
+
+    async def live_segments(self, job_id: str, after: int = 0) -> builtins.list[Segment]:
+        with self._lock:
+            return list(self._jobs.live.get(job_id, ())[after:])
+
+    async def wait_for_change(self, job_id: str | None, timeout: float) -> None:
+        await self._changes.wait(job_id, timeout)
 
     async def list(
         self,

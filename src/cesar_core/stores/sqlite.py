@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+from attrs import evolve
 
 from ..errors import CesarError
 from ..jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from ..protocols import Page
-from ..transcript import Transcript
+from ..transcript import Segment, Transcript
+from . import sqlite_live as live
 from . import sqlite_work as sql
-from .common import Wakeup, decode_cursor, page_of
+from .common import Changes, Wakeup, decode_cursor, page_of
 from .group_commit import GroupCommit
 
 BUSY_TIMEOUT_MS = 30_000
@@ -49,6 +51,7 @@ class SQLiteJobStore:
         self._writes = GroupCommit(self._read)
         # Other processes' submissions are found by polling; this process's at once.
         self._wakeup = Wakeup()
+        self._changes = Changes()  # wakes this process's followers of jobs (live events)
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteJobStore:
@@ -94,6 +97,7 @@ class SQLiteJobStore:
         created = await self._write(sql.create, job)
         if created[1]:
             self._wakeup.notify()
+            self._changes.notify(created[0].id)
         return created
 
     async def wait_for_jobs(self, timeout: float) -> None:
@@ -101,9 +105,31 @@ class SQLiteJobStore:
 
     async def get(self, job_id: str, *, include_result: bool = True) -> Job | None:
         result = "result" if include_result else "NULL AS result"
-        return await self._read(
+        job = await self._read(
             sql.fetch_job, f"SELECT {sql.COLUMNS}, {result} FROM jobs WHERE id = ?", (job_id,)
         )
+        if job is not None and include_result and job.state is JobState.PROCESSING:
+            job = evolve(job, segments=tuple(await self.live_segments(job_id)))
+        return job
+
+    async def publish(
+        self, job_id: str, token: str, segments: Sequence[Segment], progress: int | None = None
+    ) -> bool:
+        published = await self._write(live.publish, job_id, token, list(segments), progress)
+        return self._told(published, job_id)
+
+    async def live_segments(self, job_id: str, after: int = 0) -> builtins.list[Segment]:
+        return await self._read(live.live_segments, job_id, after)
+
+    async def wait_for_change(self, job_id: str | None, timeout: float) -> None:
+        await self._changes.wait(job_id, timeout)
+
+    def _told(self, value: T, *job_ids: str) -> T:
+        """``value``, once the followers of ``job_ids`` are woken (this process's; other
+        processes' followers find the change when they poll)."""
+        for job_id in job_ids:
+            self._changes.notify(job_id)
+        return value
 
     async def list(
         self,
@@ -129,28 +155,32 @@ class SQLiteJobStore:
         return page_of(rows, limit, sql.job_of)
 
     async def claim(self, worker: str, lease_seconds: float) -> Job | None:
-        return await self._write(sql.claim, uuid.uuid4().hex, worker, lease_seconds)
+        job = await self._write(sql.claim, uuid.uuid4().hex, worker, lease_seconds)
+        return job if job is None else self._told(job, job.id)
 
     async def claim_batch(
         self, worker: str, lease_seconds: float, limit: int
     ) -> builtins.list[Job]:
         tokens = [uuid.uuid4().hex for _ in range(max(0, limit))]
-        return await self._write(sql.claim_batch, tokens, worker, lease_seconds)
+        jobs = await self._write(sql.claim_batch, tokens, worker, lease_seconds)
+        return self._told(jobs, *(job.id for job in jobs))
 
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None
     ) -> bool:
-        return await self._write(
+        alive = await self._write(
             sql.changed,
             f"UPDATE jobs SET lease_expires_at = {sql.NOW} + ?, progress = COALESCE(?, progress) "
             f"WHERE {sql.OWNED}",
             (lease_seconds, progress, job_id, token),
         )
+        return alive if progress is None else self._told(alive, job_id)
 
     async def _finish(
         self, job_id: str, token: str, state: JobState, result: str | None, error: JobError | None
     ) -> bool:
-        return await self._write(sql.finish, job_id, token, state, result, error)
+        finished = await self._write(sql.finish, job_id, token, state, result, error)
+        return self._told(finished, job_id)
 
     async def complete(self, job_id: str, token: str, result: Transcript) -> bool:
         return await self._finish(job_id, token, JobState.COMPLETED, sql.dump(result), None)
@@ -161,11 +191,12 @@ class SQLiteJobStore:
     async def complete_and_claim(
         self, job_id: str, token: str, result: Transcript, worker: str, lease_seconds: float
     ) -> tuple[bool, Job | None]:
-        return await self._write(
+        done, claimed = await self._write(
             sql.complete_and_claim,
             (job_id, token, sql.dump(result)),
             (uuid.uuid4().hex, worker, lease_seconds),
         )
+        return self._told((done, claimed), job_id, *([claimed.id] if claimed else []))
 
     async def retry(
         self, job_id: str, token: str, error: JobError, delay_seconds: float
@@ -179,7 +210,7 @@ class SQLiteJobStore:
             f"WHERE {sql.OWNED} RETURNING state",
             (delay_seconds, error.code, error.message, job_id, token),
         )
-        return JobState(rows[0]["state"]) if rows else None
+        return self._told(JobState(rows[0]["state"]) if rows else None, job_id)
 
     async def release(self, job_id: str, token: str) -> bool:
         released = await self._write(
@@ -190,13 +221,13 @@ class SQLiteJobStore:
         )
         if released:
             self._wakeup.notify()
-        return released
+        return self._told(released, job_id)
 
     async def release_expired(self) -> builtins.list[Job]:
         released = await self._write(sql.release_expired)
         if any(job.state is JobState.QUEUED for job in released):
             self._wakeup.notify()
-        return released
+        return self._told(released, *(job.id for job in released))
 
     async def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> bool:
         return await self._write(
@@ -204,7 +235,7 @@ class SQLiteJobStore:
         )
 
     async def cancel(self, job_id: str) -> Job | None:
-        return await self._write(sql.cancel, job_id)
+        return self._told(await self._write(sql.cancel, job_id), job_id)
 
     async def inline_audio(self, job_id: str) -> bytes | None:
         rows = await self._read(
@@ -213,7 +244,8 @@ class SQLiteJobStore:
         return bytes(rows[0]["data"]) if rows else None
 
     async def delete(self, job_id: str) -> bool:
-        return await self._write(sql.changed, "DELETE FROM jobs WHERE id = ?", (job_id,))
+        deleted = await self._write(sql.changed, "DELETE FROM jobs WHERE id = ?", (job_id,))
+        return self._told(deleted, job_id)
 
     async def prune(self, older_than: datetime) -> builtins.list[str]:
         rows = await self._write(

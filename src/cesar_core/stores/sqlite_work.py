@@ -21,6 +21,7 @@ from ..convert import from_dict, to_dict
 from ..errors import CesarError
 from ..jobs import Job, JobError, JobSource, JobState, Lease, NewJob, WebhookDelivery
 from ..transcript import TranscribeOptions, Transcript
+from . import sqlite_live
 from .common import expired_error
 
 #: Seconds since the Unix epoch, from the database's clock.
@@ -78,6 +79,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "AND NOT coalesce(json_extract(NEW.source, '$.keep'), 0) "
         "BEGIN DELETE FROM job_audio WHERE job_id = NEW.id; END",
     ),
+    sqlite_live.MIGRATION,
 )
 
 COLUMNS = (

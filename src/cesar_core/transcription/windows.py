@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..protocols import ProgressCallback
+from ..protocols import ProgressCallback, SegmentsCallback
 from ..transcript import Segment, TranscribeOptions, Word
 from .audio import SAMPLE_RATE
 
@@ -62,6 +62,8 @@ class WindowedRun:
         self.options = options
         self.total = total
         self.progress = progress
+        #: Told of each segment once it is transcribed (live segments).
+        self.on_segments: SegmentsCallback | None = None
         self.segments: list[Segment] = []
         self.language = options.language
         self.language_probability = 1.0 if options.language else 0.0
@@ -93,6 +95,8 @@ class WindowedRun:
             span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
             for raw in self._segments(samples):
                 self.segments.append(_segment(raw, len(self.segments), span))
+                if self.on_segments is not None:
+                    self.on_segments(self.segments[-1:])
             if self.language is None and len(self.segments) > before:
                 # Detected on a window that held speech: keep it for the rest of the audio.
                 self.language = self._detected[0]

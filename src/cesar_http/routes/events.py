@@ -1,0 +1,111 @@
+"""Live jobs as Server-Sent Events: one job's events, and the state changes of all jobs.
+
+The service says what happens (:mod:`cesar_core.live`); this module only frames it, with
+sse-starlette (framing, keep-alive comments, disconnects). Each event's data is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from cesar_core.live import LiveEvent
+
+from ..multipart import FormError
+from ..runtime import Runtime, only_query, runtime
+from ..schemas import ErrorBody
+
+router = APIRouter(tags=["jobs"])
+
+#: A comment line is sent on a quiet stream this often, so that proxies keep it open.
+PING_SECONDS = 15
+#: Headers that keep proxies (nginx) from buffering the stream.
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+_STREAM = {
+    "content": {
+        "text/event-stream": {
+            "schema": {"type": "string", "description": "Server-Sent Events; data is JSON."}
+        }
+    }
+}
+
+
+class LastEventIdError(FormError):
+    """A ``Last-Event-ID`` that no event of ours carried (it counts segments: 0 or more)."""
+
+    code = "invalid_last_event_id"
+
+
+def _after(last_event_id: str | None) -> int:
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    value = last_event_id.strip()
+    if not value.isdigit() or len(value) > 9:
+        raise LastEventIdError(
+            f"Invalid Last-Event-ID {last_event_id[:40]!r}.",
+            hint="Send back the id of the last event received (a number), or none to "
+            "start from the beginning.",
+        )
+    return int(value)
+
+
+async def frame(events: AsyncIterator[LiveEvent]) -> AsyncIterator[ServerSentEvent]:
+    """``events`` as Server-Sent Events, with JSON data."""
+    async for event in events:
+        yield ServerSentEvent(
+            data=json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+            event=event.event,
+            id=event.id,
+        )
+
+
+def event_stream(events: AsyncIterator[Any]) -> EventSourceResponse:
+    """The response that streams ``events`` (already framed or :class:`LiveEvent`)."""
+    return EventSourceResponse(events, ping=PING_SECONDS, headers=STREAM_HEADERS)
+
+
+@router.get(
+    "/jobs/events",
+    summary="Follow the state changes of all jobs (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(only_query("limit"))],
+    responses={200: _STREAM, 400: {"model": ErrorBody, "description": "A bad parameter."}},
+)
+async def all_job_events(
+    state: Annotated[Runtime, Depends(runtime)],
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many newest jobs.")] = 100,
+) -> EventSourceResponse:
+    """A ``job`` event (``id``, ``status``, ``progress``) for each of the newest ``limit``
+    jobs when the stream starts, then whenever one changes status or progress, and for
+    each new job: what a list of jobs needs to stay current. The stream does not end."""
+    return event_stream(frame(state.service.follow_all(limit=limit)))
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Follow a job live: status, progress and segments (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    responses={
+        200: _STREAM,
+        400: {"model": ErrorBody, "description": "A malformed Last-Event-ID."},
+        404: {"model": ErrorBody, "description": "No job has this id."},
+    },
+)
+async def job_events(
+    job_id: str,
+    state: Annotated[Runtime, Depends(runtime)],
+    last_event_id: Annotated[str | None, Header(max_length=100)] = None,
+) -> EventSourceResponse:
+    """``status`` first (and at each change), ``progress`` at each change, each
+    ``segment`` (``id``, ``start``, ``end``, ``text``, ``speaker`` when known) as soon as a
+    worker transcribed it, then one of ``completed``, ``error`` or ``cancelled``, and the
+    stream ends. Segment events carry an id (the number of segments so far): a client that
+    reconnects with ``Last-Event-ID`` gets only the segments it missed. Comment lines keep
+    a quiet stream open."""
+    events = await state.service.follow(job_id, after=_after(last_event_id))
+    return event_stream(frame(events))

@@ -1,0 +1,177 @@
+"""Live jobs: a running job's segments as Server-Sent Events, resumable, on a real server.
+
+A real uvicorn on loopback with its embedded worker, the real tiny.en model on 34 s of
+speech (tests/data/long_en.opus), and a real SSE client (httpx-sse).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, connect_sse
+
+from .inproc_server import served_app
+
+ENDINGS = {"completed", "error", "cancelled"}
+
+
+def submit(client: httpx.Client, audio: Path) -> str:
+    with audio.open("rb") as file:
+        answer = client.post("/transcribe", files={"file": (audio.name, file)})
+    assert answer.status_code == 202, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+def read_events(
+    client: httpx.Client,
+    job_id: str,
+    *,
+    last_event_id: str | None = None,
+    segments: int | None = None,
+    on_segment: Any = None,
+) -> list[ServerSentEvent]:
+    """The job's events until the stream ends (or ``segments`` segments came)."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    events: list[ServerSentEvent] = []
+    with connect_sse(client, "GET", f"/jobs/{job_id}/events", headers=headers) as source:
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        for event in source.iter_sse():
+            events.append(event)
+            if event.event == "segment":
+                if on_segment is not None:
+                    on_segment(event)
+                if segments is not None and sum(e.event == "segment" for e in events) >= segments:
+                    break
+    return events
+
+
+def texts(events: list[ServerSentEvent]) -> list[str]:
+    return [json.loads(event.data)["text"] for event in events if event.event == "segment"]
+
+
+def test_a_running_job_streams_its_segments_resumably(tmp_path: Path, data: Path) -> None:
+    """Order, live segments in GET /jobs/{id}, resumption with Last-Event-ID, and the
+    segments adding up to the transcript."""
+    running_views: list[dict[str, Any]] = []
+    with (
+        served_app(tmp_path, workers=1) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        job_id = submit(client, data / "long_en.opus")
+
+        def look(event: ServerSentEvent) -> None:
+            running_views.append(client.get(f"/jobs/{job_id}").json())
+
+        first = read_events(client, job_id, segments=2, on_segment=look)
+        assert first[0].event == "status"
+        assert [e.id for e in first if e.event == "segment"] == ["1", "2"]
+        # The job ran on while nobody followed it; the second connection resumes.
+        rest = read_events(client, job_id, last_event_id="2")
+        job = client.get(f"/jobs/{job_id}").json()
+
+    assert job["status"] == "completed"
+    # Each segment once, in order: ids go on from where the first connection stopped.
+    assert [e.id for e in rest if e.event == "segment"] == [
+        str(n) for n in range(3, len(job["segments"]) + 1)
+    ]
+    assert " ".join(texts(first) + texts(rest)) == job["text"]
+    kinds = [e.event for e in rest]
+    assert kinds[-1] == "completed"
+    assert json.loads(rest[-1].data)["text"] == job["text"]
+    assert not ENDINGS & set(kinds[:-1])
+    # While it ran, the job itself showed the segments so far.
+    running = [view for view in running_views if view["status"] == "processing"]
+    assert running, "the job finished before it could be looked at while running"
+    assert all(view["segments"] for view in running)
+    assert running[0]["segments"][0]["text"] == texts(first)[0]
+
+
+def test_live_segments_come_while_the_job_runs(tmp_path: Path, data: Path) -> None:
+    """The first window's segments arrive before the job completes, and progress rises."""
+    arrivals: list[tuple[float, ServerSentEvent]] = []
+    with (
+        served_app(tmp_path, workers=1) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        job_id = submit(client, data / "long_en.opus")
+        with connect_sse(client, "GET", f"/jobs/{job_id}/events") as source:
+            for event in source.iter_sse():
+                arrivals.append((time.time(), event))
+                if event.event in ENDINGS:
+                    break
+        job = client.get(f"/jobs/{job_id}").json()
+    kinds = [event.event for _, event in arrivals]
+    assert kinds[0] == "status"
+    assert kinds[-1] == "completed"
+    first_segment = next(at for at, event in arrivals if event.event == "segment")
+    completed_at = datetime.fromisoformat(job["completed_at"]).timestamp()
+    assert first_segment < completed_at - 0.2, (first_segment, completed_at)
+    progress = [json.loads(e.data)["progress"] for _, e in arrivals if e.event == "progress"]
+    assert progress == sorted(progress)
+    assert progress[-1] == 100
+    assert len(progress) >= 2
+
+
+def test_events_of_an_unknown_job_and_a_bad_last_event_id(tmp_path: Path, data: Path) -> None:
+    with served_app(tmp_path) as url, httpx.Client(base_url=url, timeout=30) as client:
+        missing = client.get(f"/jobs/{'0' * 32}/events")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "job_not_found"
+        job_id = submit(client, data / "speech_en.opus")
+        bad = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_cancelling_a_followed_job_ends_its_stream(tmp_path: Path, data: Path) -> None:
+    """No worker: the job waits queued; cancelling it ends the stream with ``cancelled``."""
+    with served_app(tmp_path) as url, httpx.Client(base_url=url, timeout=30) as client:
+        job_id = submit(client, data / "speech_en.opus")
+        timer = threading.Timer(0.5, lambda: httpx.delete(f"{url}/jobs/{job_id}"))
+        timer.start()
+        events = read_events(client, job_id)
+        timer.join()
+    assert [e.event for e in events] == ["status", "progress", "cancelled"]
+    assert json.loads(events[-1].data) == {"id": job_id, "status": "cancelled"}
+    assert json.loads(events[0].data)["status"] == "queued"
+
+
+def test_all_jobs_stream_their_state_changes(tmp_path: Path, data: Path) -> None:
+    with (
+        served_app(tmp_path, workers=1) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        seen: list[dict[str, Any]] = []
+        with connect_sse(client, "GET", "/jobs/events") as source:
+            job_id = submit(client, data / "speech_en.opus")
+            for event in source.iter_sse():
+                assert event.event == "job"
+                seen.append(json.loads(event.data))
+                if seen[-1]["id"] == job_id and seen[-1]["status"] in ENDINGS:
+                    break
+    statuses = [item["status"] for item in seen if item["id"] == job_id]
+    assert statuses[0] in ("queued", "processing")
+    assert statuses[-1] == "completed"
+    assert "processing" in statuses
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_a_last_event_id_of_nothing_seen_starts_from_the_first_segment(
+    tmp_path: Path, data: Path, value: str
+) -> None:
+    with (
+        served_app(tmp_path, workers=1) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        job_id = submit(client, data / "speech_en.opus")
+        events = read_events(client, job_id, last_event_id=value)
+        job = client.get(f"/jobs/{job_id}").json()
+    assert " ".join(texts(events)) == job["text"]
