@@ -164,8 +164,11 @@ function onJob(job, partial = false) {
 }
 
 function onSegment(segment) {
-  if (!current) return;
-  current.segments = [...(current.segments || []), segment];
+  // Once the result is shown it is the whole truth: an event stream may replay segments.
+  if (!current || resultShown) return;
+  const known = current.segments || [];
+  if (known.some((s) => s.id === segment.id)) return;
+  current.segments = [...known, segment];
   renderTranscript($("transcript"), current, speakerNames(current));
 }
 
