@@ -84,11 +84,28 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         assert subtitles
         assert "lazy dog" in " ".join(s.content for s in subtitles).lower()
         assert subtitles[0].start.total_seconds() < start < subtitles[-1].end.total_seconds()
+
+        # Each segment once, however the live events and the result overlapped.
+        job_id = page.url.rsplit("/", 1)[1]
+        segments = httpx.get(f"{url}/jobs/{job_id}").json()["segments"]
+        sync_api.expect(transcript.locator("p")).to_have_count(len(segments))
+
+        page.get_by_role("link", name="All jobs").click()
+        row = page.locator("#jobs li", has_text="speech_en.wav")
+        sync_api.expect(row).to_contain_text("completed · 100 %")
+        page.on("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Delete speech_en.wav").click()
+        sync_api.expect(page.locator("#no-jobs")).to_be_visible()
+        _screenshot(page, shots, "deleted")
+        assert httpx.get(f"{url}/jobs/{job_id}/audio").status_code == 404
         browser.close()
     assert not failures
     outside = [u for u in requested if not u.startswith((f"{url}/", "data:", "blob:"))]
     assert not outside, f"the page requested outside the server: {outside}"
     assert any(u.startswith(f"{url}/web/") for u in requested)
+    # Live: the job and the list followed through Server-Sent Events, not polling alone.
+    assert any(u.endswith("/events") and "/jobs/" in u for u in requested)
+    assert any(u.startswith(f"{url}/jobs/events") for u in requested)
 
 
 @pytest.mark.parametrize("inline_bytes", ["1MiB", "0"], ids=["inline", "storage"])
@@ -136,6 +153,47 @@ def test_without_keep_audio_the_audio_goes_when_the_job_ends(tmp_path: Path, dat
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "audio_not_found"
         assert "keep_audio" in answer.json()["error"]["hint"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
+def test_page_asks_for_the_key_and_keeps_it_in_the_tab_only(tmp_path: Path, data: Path) -> None:
+    """With an API key set the page asks for it, refuses a wrong one, keeps the right one
+    in sessionStorage (never localStorage), and a new tab asks again; cancel works."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with (
+        serving(tmp_path / "data", CESAR_WORKERS="0", CESAR_API_KEY="s3cret") as url,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{url}/")
+        key = page.get_by_label("Key")
+        sync_api.expect(key).to_be_visible()
+        _screenshot(page, shots, "asks-for-key")
+        key.fill("wrong")
+        key.press("Enter")
+        sync_api.expect(key).to_be_visible()  # asked again
+        key.fill("s3cret")
+        page.get_by_role("button", name="Use this key").click()
+        sync_api.expect(page.locator("#home")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('cesar-api-key')") == "s3cret"
+        assert page.evaluate("localStorage.length") == 0
+
+        page.set_input_files("#files", data / "speech_en.wav")
+        page.get_by_role("button", name="Transcribe").click()
+        row = page.locator("#jobs li", has_text="speech_en.wav")
+        sync_api.expect(row).to_contain_text("queued")  # no worker: it waits
+        row.get_by_role("button", name="Cancel speech_en.wav").click()
+        sync_api.expect(row).to_contain_text("cancelled")
+        _screenshot(page, shots, "cancelled")
+
+        other = context.new_page()  # another tab: its own sessionStorage
+        other.goto(f"{url}/")
+        sync_api.expect(other.get_by_label("Key")).to_be_visible()
+        browser.close()
 
 
 def test_page_and_assets_are_served_without_a_key(tmp_path: Path) -> None:

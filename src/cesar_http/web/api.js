@@ -89,6 +89,7 @@ export async function features() {
     speakers: "diarize" in fields,
     rename: Boolean(paths["/jobs/{job_id}"]?.patch),
     events: Boolean(paths["/jobs/{job_id}/events"]?.get),
+    listEvents: Boolean(paths["/jobs/events"]?.get),
   };
 }
 

@@ -9,9 +9,11 @@ const ENDED = ["completed", "error", "cancelled"];
 const PAGE = 20;
 const LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "zh", "ja", "ko", "hi"];
 
-let features = { speakers: false, rename: false, events: false };
+let features = { speakers: false, rename: false, events: false, listEvents: false };
 let pages = [null];  // the cursor of each page seen, newest first
 let listTimer = null;
+let listEvents = null;  // the EventSource of the list's changes, while the first page shows
+let listEventsFailed = false;
 let stopFollowing = () => {};
 let audioUrl = null;
 
@@ -50,6 +52,8 @@ const label = (job) => job.source.filename || job.source.url || job.id;
 
 function jobRow(job) {
   const li = document.createElement("li");
+  li.dataset.id = job.id;
+  li.dataset.status = job.status;
   const name = document.createElement("a");
   name.className = "name";
   name.href = `#/jobs/${job.id}`;
@@ -73,7 +77,8 @@ function jobRow(job) {
   actions.append(progress, action);
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = `${job.status} · ${job.progress} % · ${when(job.created_at)}`;
+  meta.dataset.created = when(job.created_at);
+  meta.textContent = `${job.status} · ${job.progress} % · ${meta.dataset.created}`;
   li.append(name, actions, meta);
   return li;
 }
@@ -87,10 +92,43 @@ async function loadJobs() {
   $("newer").disabled = index === 0;
   $("older").disabled = !page.next_cursor;
   $("older").dataset.cursor = page.next_cursor || "";
+  if (index === 0 ? watchList() : (stopWatchingList(), false)) return;
   // While a job on this page (or a new one, on the first) is unfinished, look again soon.
   if (!$("home").hidden && (index === 0 || page.jobs.some((j) => !ENDED.includes(j.status)))) {
     listTimer = setTimeout(() => guarded(loadJobs), 2000);
   }
+}
+
+function reloadSoon() {
+  clearTimeout(listTimer);
+  listTimer = setTimeout(() => guarded(loadJobs), 300);
+}
+
+// The first page follows GET /jobs/events where the server has it (and no key is needed,
+// which an EventSource cannot send): rows change in place, a new job reloads the page.
+function watchList() {
+  if (listEvents) return true;
+  if (listEventsFailed || !features.listEvents || api.apiKey.get() || $("home").hidden) return false;
+  listEvents = new EventSource(`jobs/events?limit=${PAGE}`);
+  listEvents.addEventListener("job", (event) => {
+    const job = JSON.parse(event.data);
+    const row = [...$("jobs").children].find((li) => li.dataset.id === job.id);
+    if (!row || row.dataset.status !== job.status) return reloadSoon();
+    row.querySelector("progress").value = job.progress;
+    const meta = row.querySelector(".meta");
+    meta.textContent = `${job.status} · ${job.progress} % · ${meta.dataset.created}`;
+  });
+  listEvents.onerror = () => {  // refused or gone: poll instead
+    listEventsFailed = true;
+    stopWatchingList();
+    reloadSoon();
+  };
+  return true;
+}
+
+function stopWatchingList() {
+  if (listEvents) listEvents.close();
+  listEvents = null;
 }
 
 // ---- submitting ----------------------------------------------------------------------
@@ -157,6 +195,9 @@ function onJob(job, partial = false) {
   }
   current = job;
   showStatus(job);
+  if (job.status !== "completed" && job.segments?.length && !resultShown) {
+    renderTranscript($("transcript"), job, speakerNames(job));  // the segments so far
+  }
   if (job.status === "completed" && job.segments && !resultShown) {
     resultShown = true;
     showResult(job);
@@ -288,6 +329,7 @@ function openJob(id) {
 
 async function route() {
   stopFollowing();
+  stopWatchingList();
   clearTimeout(listTimer);
   const match = location.hash.match(/^#\/jobs\/([\w-]+)$/);
   if (match) return openJob(match[1]);
