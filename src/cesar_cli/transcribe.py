@@ -23,8 +23,10 @@ from cesar_core import (
     make_options,
     render,
 )
+from cesar_core.diarization import with_diarization
 from cesar_core.languages import LANGUAGE_CODES
 from cesar_core.plugins import get_manager
+from cesar_core.protocols import Transcriber
 from cesar_core.transcript import COMPUTE_TYPES
 from cesar_core.transcription.audio import probe_duration
 from cesar_core.transcription.formats import SUBTITLE_FORMATS
@@ -156,6 +158,18 @@ def _write_atomically(path: Path, text: str) -> None:
     help="0 picks half the cores (1 to 4); see docs/performance.md.",
 )
 @click.option("--batched", is_flag=True, help="Decode several windows at once (faster on GPUs).")
+@click.option(
+    "--diarize",
+    type=click.Choice(["auto", "channels"]),
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Label who speaks: --diarize alone uses the voice model (pip install "
+    "'cesar[diarize]'); --diarize channels gives each channel of a stereo call its speaker.",
+)
+@click.option("--num-speakers", type=click.IntRange(min=1), help="How many speakers, if known.")
+@click.option("--min-speakers", type=click.IntRange(min=1), help="At least this many speakers.")
+@click.option("--max-speakers", type=click.IntRange(min=1), help="At most this many speakers.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
     "--allow-download",
@@ -202,7 +216,9 @@ def transcribe(
     plan = _output_plan(files, output, formats[0])
     settings = Settings.load(allow_download=allow_download)
     opts = make_options(settings, **options)
-    transcriber = WhisperTranscriber(settings, ModelResolver.from_plugins(get_manager(), settings))
+    manager = get_manager()
+    engine = WhisperTranscriber(settings, ModelResolver.from_plugins(manager, settings))
+    transcriber = with_diarization(engine, manager, settings)
     failures = 0
     for source, target in plan:
         try:
@@ -238,7 +254,7 @@ def transcribe(
 
 
 def _transcribe_one(
-    transcriber: WhisperTranscriber,
+    transcriber: Transcriber,
     source: Path,
     opts: TranscribeOptions,
     quiet: bool,

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from .diarization import DiarizingTranscriber, with_diarization
 from .errors import InvalidOptionsError
 from .plugins import get_manager
 from .protocols import AudioInput, ProgressCallback
@@ -17,6 +18,7 @@ from .transcription.whisper import WhisperTranscriber
 
 _lock = threading.Lock()
 _default: WhisperTranscriber | None = None
+_speakers: DiarizingTranscriber | None = None
 
 _OPTION_NAMES = frozenset(field.name for field in attrs.fields(TranscribeOptions))
 
@@ -58,7 +60,13 @@ def transcribe(
     ``word_timestamps``, ...). The model is loaded on the first call and kept warm.
     ``progress`` is called with the fraction of audio done, from 0.0 to 1.0.
     """
+    global _speakers
     transcriber = default_transcriber()
-    return transcriber.transcribe(
-        audio, make_options(transcriber.settings, **options), progress=progress
-    )
+    opts = make_options(transcriber.settings, **options)
+    if opts.diarize is None:
+        return transcriber.transcribe(audio, opts, progress=progress)
+    with _lock:  # one wrapper, so the diarizer's model stays warm between calls too
+        if _speakers is None or _speakers.inner is not transcriber:
+            _speakers = with_diarization(transcriber, get_manager(), transcriber.settings)
+        engine = _speakers
+    return engine.transcribe(audio, opts, progress=progress)

@@ -15,6 +15,7 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from .jobs import Job
+from .transcript import Segment, Transcript, Word
 
 T = TypeVar("T")
 
@@ -41,6 +42,17 @@ _converter.register_unstructure_hook(datetime, _datetime_to_str)
 _converter.register_structure_hook(datetime, _datetime_from_str)
 _converter.register_unstructure_hook_func(
     lambda cls: isinstance(cls, type) and issubclass(cls, enum.Enum), lambda member: member.value
+)
+# Speakers appear only in transcripts that asked for them: the others keep their shape.
+_omitted = override(omit_if_default=True)
+_converter.register_unstructure_hook(
+    Word, make_dict_unstructure_fn(Word, _converter, speaker=_omitted)
+)
+_converter.register_unstructure_hook(
+    Segment, make_dict_unstructure_fn(Segment, _converter, speaker=_omitted)
+)
+_converter.register_unstructure_hook(
+    Transcript, make_dict_unstructure_fn(Transcript, _converter, speakers=_omitted)
 )
 # A claimed job's inline audio is for the worker alone: it never goes out as JSON.
 _converter.register_unstructure_hook(

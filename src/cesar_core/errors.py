@@ -87,6 +87,12 @@ class TranscriptionError(CesarError):
     permanent = False
 
 
+class DiarizerNotInstalledError(CesarError):
+    """Speakers were asked for, but the engine that finds them is not installed."""
+
+    code = "diarizer_not_installed"
+
+
 class StoreUnavailableError(CesarError):
     """The job store or storage could not be reached, even after retrying."""
 

