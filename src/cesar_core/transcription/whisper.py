@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 
 from ..errors import CesarError, TranscriptionError, UnsupportedLanguageError
@@ -105,8 +106,10 @@ class WhisperTranscriber:
             _check_language(options, multilingual, location.name)
             run = WindowedRun(model, options, stream.start, stream.expected_duration, progress)
             run.on_segments = on_segments
+            opening: Any = None  # the first window, to tell the language if nothing is heard
             try:
                 for block in stream.blocks(windows.WINDOW_S):
+                    opening = block if opening is None else opening
                     run.feed(block)
                 stream.finish()
                 run.close()
@@ -125,9 +128,11 @@ class WhisperTranscriber:
             )
         elif not run.segments and not multilingual:
             # What an English-only model makes of speech in another language, most often.
+            heard = self._heard_language(opening, options)
+            sounds = f"it sounds like language {heard!r}, and " if heard else ""
             warnings = (
-                f"No speech was recognised in {stream.name}. Model {location.name!r} "
-                "understands English only: if the speech is in another language, use the "
+                f"No speech was recognised in {stream.name}: {sounds}model {location.name!r} "
+                "understands English only. For speech in another language, use the "
                 f"multilingual model: {MULTILINGUAL_HINT}",
             )
         elif not run.segments:
@@ -144,6 +149,23 @@ class WhisperTranscriber:
             task=options.task,
             warnings=warnings,
         )
+
+    def _heard_language(self, samples: Any, options: TranscribeOptions) -> str | None:
+        """The language other than English that a multilingual model available offline
+        hears, with some confidence, in ``samples``: what an English-only model cannot tell.
+        None when there is no such model, it hears English, or it is unsure."""
+        found = next(
+            (m for m in self.resolver.available() if m.multilingual and m.path is not None), None
+        )
+        if found is None or samples is None:
+            return None
+        try:
+            with self._use(attrs.evolve(options, model=found.name)) as (_, model):
+                language, probability, _ = model.detect_language(audio=samples)
+        except (CesarError, RuntimeError, ValueError) as exc:
+            logger.info("could not tell the language with %s: %s", found.name, exc)
+            return None
+        return str(language) if language != "en" and probability >= 0.5 else None
 
 
 def _dbfs(peak: float) -> str:
