@@ -8,6 +8,7 @@ import itertools
 import re
 from datetime import timedelta
 
+import attrs
 import pytest
 import srt
 import webvtt
@@ -164,6 +165,14 @@ def test_a_short_cue_is_held_for_the_shortest_duration_where_the_pause_allows() 
     assert cues[0].end == pytest.approx(5 / 6)
 
 
+def test_a_clipped_transcript_keeps_its_cues_on_the_file_timeline() -> None:
+    """A clip's times are those of the file, past the clip's ``duration``."""
+    words = _sentence(60.0, "From the middle of the file.")
+    clipped = attrs.evolve(_transcript(words), duration=3.0)
+    cues = subtitle_cues(clipped, SubtitleOptions.preset("netflix"))
+    assert [(c.start, c.end) for c in cues] == [(60.0, pytest.approx(words[-1].end))]
+
+
 def test_vtt_text_is_escaped_before_markup() -> None:
     words = _sentence(0.0, "a <b> & c")
     text = render(_transcript(words), "vtt", SubtitleOptions(highlight_words=True))
@@ -201,6 +210,7 @@ def test_without_word_timestamps_cues_are_reflowed_from_estimated_times() -> Non
     ("kwargs", "message"),
     [
         ({"max_line_width": 0}, "max_line_width must be a whole number from 1"),
+        ({"max_line_count": 11}, "max_line_count must be a whole number from 1 to 10"),
         ({"max_line_width": 4.5}, "max_line_width must be a whole number"),
         ({"max_line_count": True}, "max_line_count must be a whole number"),
         ({"max_cue_duration": -1.0}, "max_cue_duration must be greater than 0"),

@@ -34,8 +34,8 @@ _OPTIONS = (
         help="Named srt/vtt limits: netflix (42 characters, 2 lines, 17 a second) or bbc "
         "(37 characters). The options below override its values.",
     ),
-    click.option("--max-line-width", type=click.IntRange(min=1), help="Characters a line."),
-    click.option("--max-line-count", type=click.IntRange(min=1), help="Lines a cue (2)."),
+    click.option("--max-line-width", type=click.IntRange(1, 1000), help="Characters a line."),
+    click.option("--max-line-count", type=click.IntRange(1, 10), help="Lines a cue (2)."),
     click.option(
         "--max-cue-duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"
     ),

@@ -132,7 +132,7 @@ def break_cost(before: Token, after: Token, language: str) -> float:
 #: What every cue costs, so that fewer, fuller cues win over many small ones.
 _CUE_COST = 10.0
 #: The most words a cue holds whatever the limits (it bounds the work of the search).
-_MOST_WORDS = 80
+_MOST_WORDS = 40
 
 
 class Flow:
@@ -253,8 +253,9 @@ class Flow:
             want = limits.min_duration or 0.0
             if limits.chars_per_second:
                 want = max(want, self.length(i, j) / limits.chars_per_second)
+            limit = t[spans[n + 1][0]].start if n + 1 < len(spans) else duration
+            end = max(start, min(end, limit))  # word times that overlap the next cue's
             if end - start < want:
-                limit = t[spans[n + 1][0]].start if n + 1 < len(spans) else duration
                 longest = start + (limits.max_duration or math.inf)
                 end = max(end, min(start + want, limit, longest))
             out.append((start, end))

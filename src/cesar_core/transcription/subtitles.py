@@ -43,7 +43,8 @@ def _optional(check: Callable[[float], bool], needs: str) -> Callable[..., None]
     return validate
 
 
-_at_least_one = _optional(lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000")
+_width = _optional(lambda v: 1 <= v <= 1000, "a whole number from 1 to 1000")
+_lines = _optional(lambda v: 1 <= v <= 10, "a whole number from 1 to 10")
 _seconds = _optional(lambda v: 0 < v <= 3600, "greater than 0 and at most 3600 seconds")
 _min_seconds = _optional(lambda v: 0 <= v <= 3600, "from 0 to 3600 seconds")
 _rate = _optional(lambda v: 0 < v <= 1000, "greater than 0 and at most 1000")
@@ -60,9 +61,9 @@ class SubtitleOptions:
     writes them; any limit set means cues re-flowed from the words. Invalid values raise
     :class:`~cesar_core.errors.InvalidOptionsError`."""
 
-    max_line_width: int | None = field(default=None, validator=[_integer, _at_least_one])
+    max_line_width: int | None = field(default=None, validator=[_integer, _width])
     #: 2 when re-flowing and unset.
-    max_line_count: int | None = field(default=None, validator=[_integer, _at_least_one])
+    max_line_count: int | None = field(default=None, validator=[_integer, _lines])
     max_cue_duration: float | None = field(default=None, validator=_seconds)
     min_cue_duration: float | None = field(default=None, validator=_min_seconds)
     max_chars_per_second: float | None = field(default=None, validator=_rate)
@@ -165,7 +166,9 @@ def subtitle_cues(
     flow = Flow(words, limits, transcript.language)
     if options.reflows:
         spans = flow.spans()
-        times = flow.times(spans, transcript.duration or math.inf)
+        # A clipped transcript's times stay on the file's timeline, past its duration.
+        end_of_audio = max(transcript.duration, words[-1].end if words else 0.0)
+        times = flow.times(spans, end_of_audio or math.inf)
     else:  # one cue per segment, as whisper makes them
         spans, at = [], 0
         for k, token in enumerate(words):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -202,6 +203,6 @@ async def transcript(
     shaped = subtitles.needs_words and format in SUBTITLE_FORMATS
     if shaped and words_are_estimated(job.result):
         headers[ESTIMATED_HEADER] = "estimated"
-    return Response(
-        render(job.result, format, subtitles), media_type=MEDIA_TYPES[format], headers=headers
-    )
+    # Re-flowing an hour of words takes a moment: off the event loop.
+    text = await asyncio.to_thread(render, job.result, format, subtitles)
+    return Response(text, media_type=MEDIA_TYPES[format], headers=headers)
