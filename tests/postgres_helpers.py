@@ -23,7 +23,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .postgres_server import PrivateServer, private_server
 
 URL_VARIABLE = "CESAR_TEST_POSTGRES_URL"
-TABLES = ("cesar_job_audio", "cesar_blob_parts", "cesar_blobs", "cesar_jobs")
+TABLES = (
+    "cesar_job_audio",
+    "cesar_job_segments",
+    "cesar_blob_parts",
+    "cesar_blobs",
+    "cesar_jobs",
+)
 # A server nobody keeps: durability would only cost the run time.
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 

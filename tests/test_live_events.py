@@ -7,6 +7,10 @@ speech (tests/data/long_en.opus), and a real SSE client (httpx-sse).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -17,6 +21,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
+from .http_helpers import serving
 from .inproc_server import served_app
 
 ENDINGS = {"completed", "error", "cancelled"}
@@ -175,3 +180,41 @@ def test_a_last_event_id_of_nothing_seen_starts_from_the_first_segment(
         events = read_events(client, job_id, last_event_id=value)
         job = client.get(f"/jobs/{job_id}").json()
     assert " ".join(texts(events)) == job["text"]
+
+
+def test_on_postgres_an_api_node_streams_what_a_worker_elsewhere_transcribes(
+    empty_postgres: str, tmp_path: Path, data: Path
+) -> None:
+    """API node and worker as separate processes, joined only by PostgreSQL: the segments
+    reach the API node's stream while the job runs (NOTIFY), resumably."""
+    shared = {"CESAR_STORE": empty_postgres, "CESAR_STORAGE": empty_postgres}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cesar_cli", "worker", "--name", "elsewhere"],
+        env={**os.environ, **shared, "CESAR_DATA_DIR": str(tmp_path / "worker")},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    arrivals: list[float] = []
+    try:
+        with (
+            serving(tmp_path / "api", "--no-worker", **shared) as url,
+            httpx.Client(base_url=url, timeout=120) as client,
+        ):
+            job_id = submit(client, data / "long_en.opus")
+            first = read_events(
+                client, job_id, segments=2, on_segment=lambda _: arrivals.append(time.time())
+            )
+            rest = read_events(client, job_id, last_event_id="2")
+            job = client.get(f"/jobs/{job_id}").json()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, log = worker.communicate(timeout=60)
+    assert worker.returncode == 0, log
+    assert job["status"] == "completed", job
+    assert " ".join(texts(first) + texts(rest)) == job["text"]
+    assert [e.id for e in rest if e.event == "segment"] == [
+        str(n) for n in range(3, len(job["segments"]) + 1)
+    ]
+    assert rest[-1].event == "completed"
+    # Live: the first segments reached the API node before the worker completed the job.
+    assert arrivals[0] < datetime.fromisoformat(job["completed_at"]).timestamp() - 0.2

@@ -7,6 +7,7 @@ to do; ``--verbose`` adds the traceback of unexpected errors.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -16,9 +17,23 @@ import click
 
 from cesar_core import CesarError, InvalidOptionsError, __version__
 
+#: Each command and the module that holds it, imported only when the command runs or
+#: ``--help`` lists them: ``cesar jobs list`` does not load PyAV and NumPy for ``transcribe``.
+COMMANDS = ("jobs", "models", "plugins", "serve", "transcribe", "worker")
+
 
 class CesarGroup(click.Group):
-    """A click group that turns library errors into one-line messages and exit codes."""
+    """A click group that turns library errors into one-line messages and exit codes, and
+    imports each command's module on first use (click's lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(f"{__package__}.{cmd_name}")
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -71,17 +86,3 @@ def cli() -> None:
     and manage them with `cesar jobs`.
     Settings come from CESAR_* environment variables (see docs/settings.md).
     """
-
-
-def _register() -> None:
-    from . import jobs, models, plugins, serve, transcribe, worker
-
-    cli.add_command(transcribe.transcribe)
-    cli.add_command(models.models)
-    cli.add_command(worker.worker)
-    cli.add_command(jobs.jobs)
-    cli.add_command(plugins.plugins)
-    cli.add_command(serve.serve)
-
-
-_register()

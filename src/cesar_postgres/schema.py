@@ -7,6 +7,8 @@ migration that has shipped; add the next one.
 
 from __future__ import annotations
 
+from . import live
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE cesar_jobs (
@@ -63,4 +65,5 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "AND NOT coalesce((NEW.source ->> 'keep')::boolean, false)) "
         "EXECUTE FUNCTION cesar_job_audio_ended()",
     ),
+    live.MIGRATION,
 )

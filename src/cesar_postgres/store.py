@@ -30,6 +30,7 @@ from cesar_core.transcript import Transcript
 from .chaining import ChainedCompletions
 from .database import Connection, Database
 from .listen import Listener
+from .live import LiveJobs
 from .queries import (
     CLAIM,
     CLAIM_MANY,
@@ -53,13 +54,14 @@ SWEEP_LOCK = 0x63_65_73_61_72_00_00_02
 PRUNE_LOCK = 0x63_65_73_61_72_00_00_03
 
 
-class PostgresJobStore:
+class PostgresJobStore(LiveJobs):
     """A :class:`~cesar_core.protocols.JobStore` (and
     :class:`~cesar_core.protocols.JobNotifier`) in PostgreSQL."""
 
     def __init__(self, url: str, database: Database) -> None:
         self._db = database
         self._listener = Listener(url, database.where)
+        self._follow_changes(url, database.where)  # live jobs: LISTEN cesar_job_events
         self._chains = ChainedCompletions(database, self.release)
 
     @classmethod
@@ -123,7 +125,7 @@ class PostgresJobStore:
                 db, "id = %(id)s", {"id": job_id}, include_result=include_result
             )
 
-        return await self._db.run(work)
+        return await self._with_segments(await self._db.run(work), include_result)
 
     async def list(
         self,
@@ -399,4 +401,5 @@ class PostgresJobStore:
 
     async def close(self) -> None:
         await self._listener.close()
+        await self._stop_following()
         await self._db.close()

@@ -99,10 +99,13 @@ class Changes:
         self._jobs: dict[str, asyncio.Event] = {}
         self._any = asyncio.Event()
 
-    def notify(self, job_id: str) -> None:
-        """Wake whoever waits on ``job_id`` or on any job."""
-        event = self._jobs.pop(job_id, None)
-        if event is not None:
+    def notify(self, job_id: str | None) -> None:
+        """Wake whoever waits on ``job_id`` (every job: None) or on any job."""
+        if job_id is None:
+            events, self._jobs = list(self._jobs.values()), {}
+        else:
+            events = [event] if (event := self._jobs.pop(job_id, None)) else []
+        for event in events:
             event.set()
         self._any.set()
         self._any = asyncio.Event()

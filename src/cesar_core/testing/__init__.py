@@ -24,12 +24,18 @@ from .audio import InlineAudioContract
 from .batches import BatchClaimsContract
 from .claims import ClaimsContract
 from .endings import EndingsContract
+from .live import LiveContract
 from .records import RecordsContract
 
 __all__ = ["ERROR", "TRANSCRIPT", "JobStoreContract", "Scenario", "claimed", "new_job"]
 
 
 class JobStoreContract(
-    RecordsContract, ClaimsContract, EndingsContract, InlineAudioContract, BatchClaimsContract
+    RecordsContract,
+    ClaimsContract,
+    EndingsContract,
+    InlineAudioContract,
+    BatchClaimsContract,
+    LiveContract,
 ):
     """Behaviour every :class:`~cesar_core.protocols.JobStore` must have."""
