@@ -51,6 +51,9 @@ def test_several_formats_and_options_to_stdout_need_a_directory(data: Path) -> N
     result = cesar("transcribe", data / "speech_en.wav", "-f", "srt", "-f", "vtt")
     assert result.returncode == 2
     assert "several formats are written to files: add -o DIR" in result.stderr
+    one_file = cesar("transcribe", data / "speech_en.wav", "-f", "all", "-o", "talk.srt")
+    assert one_file.returncode == 2
+    assert "-o talk.srt names one file, but several formats are written" in one_file.stderr
     bad = cesar("transcribe", data / "speech_en.wav", "-f", "srt", "--subtitle-preset", "tv")
     assert bad.returncode == 2
     assert "netflix" in bad.stderr

@@ -81,10 +81,16 @@ def formats_to_write(
     """The formats one run writes: those of ``-f`` (``all`` is every one), else the one the
     ``-o`` file's extension names, else txt. An extension no format has is refused rather
     than written as txt under a misleading name."""
-    if "all" in chosen:
-        return list(FORMATS)
-    if chosen:
-        return list(dict.fromkeys(chosen))
+    several = list(FORMATS) if "all" in chosen else list(dict.fromkeys(chosen))
+    if len(several) > 1 and output not in (None, "-"):
+        named = Path(str(output))
+        if named.suffix.lstrip(".").lower() in FORMATS and not named.is_dir():
+            raise click.UsageError(
+                f"-o {output} names one file, but several formats are written: "
+                "give a directory (-o DIR/), where each goes to DIR/FILE-STEM.FORMAT."
+            )
+    if several:
+        return several
     if output is None or output == "-" or several_inputs:
         return ["txt"]
     target = Path(output)
