@@ -335,12 +335,28 @@ def test_an_api_node_and_two_workers_share_nothing_but_postgres(
             httpx.Client(base_url=url, timeout=60) as client,
         ):
             ids = []
-            for name in ("speech_en.opus", "speech_en.wav", "speech_en.opus"):
+            names = ("speech_en.opus", "speech_en.wav", "speech_en.opus")
+            for name in names:
                 with (DATA / name).open("rb") as audio:
                     answer = client.post("/transcribe", files={"file": (name, audio)})
                 assert answer.status_code == 202, answer.text
                 ids.append(answer.json()["id"])
             done = [wait_for(client, job_id, timeout=180) for job_id in ids]
+            # keep_audio (the default): the audio outlives its job, in the blob tables and
+            # inline alike, and the API node serves it; it goes with the job.
+            for job_id, name in zip(ids, names, strict=True):
+                played = client.get(f"/jobs/{job_id}/audio", headers={"Range": "bytes=0-"})
+                assert played.content == (DATA / name).read_bytes(), job_id
+            with psycopg.connect(empty_postgres) as connection:
+                assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (1,)
+                audio_rows = connection.execute("SELECT count(*) FROM cesar_job_audio")
+                assert audio_rows.fetchone() == (2,)
+                kept = connection.execute(
+                    "SELECT (source->>'inline')::boolean FROM cesar_jobs ORDER BY seq"
+                ).fetchall()
+            assert kept == [(True,), (False,), (True,)]
+            for job_id in ids:
+                assert client.delete(f"/jobs/{job_id}").status_code == 204
     finally:
         outputs = []
         for worker in workers:
@@ -353,13 +369,9 @@ def test_an_api_node_and_two_workers_share_nothing_but_postgres(
     # Nothing went through a disk the nodes share: no node stored audio of its own.
     for home in (api_home, tmp_path / "worker0", tmp_path / "worker1"):
         assert not list(home.rglob("audio*")), list(home.rglob("*"))
-    with psycopg.connect(empty_postgres) as connection:  # finished jobs' audio is removed
+    with psycopg.connect(empty_postgres) as connection:  # deleted jobs' audio is removed
         assert connection.execute("SELECT count(*) FROM cesar_blobs").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM cesar_job_audio").fetchone() == (0,)
-        kept = connection.execute(
-            "SELECT (source->>'inline')::boolean FROM cesar_jobs ORDER BY seq"
-        ).fetchall()
-    assert kept == [(True,), (False,), (True,)]
 
 
 def test_an_api_node_rides_out_a_database_that_goes_away(
