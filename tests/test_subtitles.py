@@ -14,6 +14,7 @@ import srt
 import webvtt
 
 from cesar_core import InvalidOptionsError, Segment, TranscribeOptions, Transcript, Word, render
+from cesar_core.transcript import Speaker
 from cesar_core.transcription.subtitles import (
     PRESETS,
     SubtitleOptions,
@@ -171,6 +172,31 @@ def test_a_clipped_transcript_keeps_its_cues_on_the_file_timeline() -> None:
     clipped = attrs.evolve(_transcript(words), duration=3.0)
     cues = subtitle_cues(clipped, SubtitleOptions.preset("netflix"))
     assert [(c.start, c.end) for c in cues] == [(60.0, pytest.approx(words[-1].end))]
+
+
+def test_each_speaker_starts_a_cue_with_their_label_inside_the_width() -> None:
+    def said(start: float, text: str, speaker: str) -> tuple[Word, ...]:
+        return tuple(attrs.evolve(w, speaker=speaker) for w in _sentence(start, text))
+
+    asked = said(0.0, "Did the supplier send the parts for the new machine yet?", "A")
+    answer = said(asked[-1].end + 0.2, "No, they said the parts arrive late next week.", "B")
+    segments = tuple(
+        Segment(id=n, start=w[0].start, end=w[-1].end, text="".join(x.word for x in w),
+                words=w, speaker=w[0].speaker)
+        for n, w in enumerate((asked, answer))
+    )  # fmt: skip
+    two = attrs.evolve(
+        _transcript(asked, answer),
+        segments=segments,
+        speakers=(Speaker(id="A", talk_time=3.3), Speaker(id="B", name="Bob", talk_time=3.0)),
+    )
+    options = SubtitleOptions.preset("bbc")
+    cues = list(srt.parse(render(two, "srt", options)))
+    assert [c.content.split(":")[0] for c in cues] == ["Speaker 1", "Bob"]
+    assert all(len(line) <= 37 for c in cues for line in c.content.split("\n"))
+    captions = list(webvtt.from_buffer(io.StringIO(render(two, "vtt", options))))
+    assert [c.voice for c in captions] == ["Speaker 1", "Bob"]
+    assert captions[1].text.startswith("No, they said")
 
 
 def test_vtt_text_is_escaped_before_markup() -> None:

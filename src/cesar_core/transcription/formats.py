@@ -126,14 +126,21 @@ def _escape_vtt(text: str) -> str:
 
 
 def _write_cues(transcript: Transcript, fmt: str, options: SubtitleOptions) -> str:
-    """srt or vtt from re-flowed (or highlighted) cues; see :mod:`.subtitles`."""
+    """srt or vtt from re-flowed (or highlighted) cues; see :mod:`.subtitles`. Speakers are
+    labelled as in segment cues: ``Speaker 1:`` where the speaker changes in srt (laid out
+    within the line width), a voice span on every cue in vtt."""
     vtt = fmt == "vtt"
-    cues = subtitle_cues(transcript, options, escape=_escape_vtt if vtt else str)
-    blocks = ["WEBVTT\n"] if vtt else []
+    cues = subtitle_cues(transcript, options, _escape_vtt if vtt else str, labels=not vtt)
+    blocks, names = ["WEBVTT\n"] if vtt else [], transcript.speaker_labels()
     separator = "." if vtt else ","
     for number, cue in enumerate(cues, start=1):
         times = f"{_timestamp(cue.start, separator)} --> {_timestamp(cue.end, separator)}"
-        blocks.append(f"{times}\n{cue.text}\n" if vtt else f"{number}\n{times}\n{cue.text}\n")
+        if not vtt:
+            blocks.append(f"{number}\n{times}\n{cue.text}\n")
+            continue
+        voice = _one_line(names.get(cue.speaker, cue.speaker)) if cue.speaker else ""
+        span = f"<v {voice.replace('>', '')}>" if cue.speaker else ""
+        blocks.append(f"{times}\n{span}{cue.text}\n")
     return "\n".join(blocks)
 
 

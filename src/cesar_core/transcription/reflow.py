@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import attrs
 from attrs import frozen
 
 from ..transcript import Transcript
@@ -70,40 +71,50 @@ class Limits:
 @frozen
 class Token:
     """A word as it is laid out: its text, what joins it to the word before it on a line
-    (a space, or nothing in languages written without spaces) and its times."""
+    (a space, or nothing in languages written without spaces), its times and speaker."""
 
     text: str
     glue: str
     start: float
     end: float
-    last_of_segment: bool
+    last_of_segment: bool = False
+    speaker: str | None = None
+    #: A speaker's label (``Speaker 1:``) written before their words, not a spoken word.
+    label: bool = False
 
 
-def tokens(transcript: Transcript) -> list[Token]:
-    """Every word with its time; a segment without words is split on spaces and its
-    words timed in proportion to their length (an estimate)."""
+def tokens(transcript: Transcript, labels: bool = False) -> list[Token]:
+    """Every word with its time and speaker; a segment without words is split on spaces
+    and its words timed in proportion to their length (an estimate). With ``labels``, the
+    speaker's label comes before the first word of each turn, laid out as a word."""
     unspaced = transcript.language in _UNSPACED
+    names = transcript.speaker_labels()
     out: list[Token] = []
+    speaker: str | None = None
     for segment in transcript.segments:
         if segment.words:
-            pieces = [(w.word, w.start, w.end) for w in segment.words]
+            pieces = [(w.word, w.start, w.end, w.speaker or segment.speaker) for w in segment.words]
         else:
             parts = segment.text.split()
             total = sum(len(p) for p in parts) or 1
             span, at, pieces = segment.end - segment.start, segment.start, []
             for part in parts:
                 step = span * len(part) / total
-                pieces.append((" " + part, at, at + step))
+                pieces.append((" " + part, at, at + step, segment.speaker))
                 at += step
         first = len(out)
-        for raw, start, end in pieces:
+        for raw, start, end, said_by in pieces:
             text = " ".join(raw.split()).replace("-->", "->")
-            if text:
-                glue = "" if unspaced and not raw[:1].isspace() else " "
-                out.append(Token(text, glue, start, max(start, end), False))
+            if not text:
+                continue
+            if labels and said_by is not None and said_by != speaker:
+                name = " ".join(names.get(said_by, said_by).split())
+                out.append(Token(f"{name}:", " ", start, start, speaker=said_by, label=True))
+            speaker = said_by
+            glue = "" if unspaced and not raw[:1].isspace() else " "
+            out.append(Token(text, glue, start, max(start, end), speaker=said_by))
         if len(out) > first:
-            last = out[-1]
-            out[-1] = Token(last.text, last.glue, last.start, last.end, True)
+            out[-1] = attrs.evolve(out[-1], last_of_segment=True)
     return out
 
 
@@ -200,6 +211,8 @@ class Flow:
         cost = _CUE_COST
         if k < q:
             cost += break_cost(self.t[k - 1], self.t[k], self.lang)
+        if self.t[k - 1].label:
+            cost += 1000.0  # a speaker's label goes with their words
         room = min(
             self.limits.max_duration or math.inf,
             (self.t[k].start if k < q else math.inf) - self.t[i].start,
@@ -233,11 +246,16 @@ class Flow:
         return spans[::-1]
 
     def spans(self) -> list[tuple[int, int]]:
-        """Every cue as token indices ``(start, end)``: a long pause always ends one."""
+        """Every cue as token indices ``(start, end)``: a long pause or another speaker
+        always ends one."""
         out: list[tuple[int, int]] = []
-        p = 0
-        for k in range(1, len(self.t) + 1):
-            if k == len(self.t) or self.t[k].start - self.t[k - 1].end > self.limits.pause:
+        p, t = 0, self.t
+        for k in range(1, len(t) + 1):
+            if (
+                k == len(t)
+                or t[k].start - t[k - 1].end > self.limits.pause
+                or t[k].speaker != t[k - 1].speaker
+            ):
                 out.extend(self._spans(p, k))
                 p = k
         return out

@@ -135,11 +135,13 @@ PRESETS: dict[str, SubtitleOptions] = {
 
 @frozen
 class Cue:
-    """One cue: its times in seconds and its text, lines joined by ``\\n``."""
+    """One cue: its times in seconds, its text (lines joined by ``\\n``) and who says it
+    (a speaker id, when the transcript has speakers)."""
 
     start: float
     end: float
     text: str
+    speaker: str | None = None
 
 
 def words_are_estimated(transcript: Transcript) -> bool:
@@ -150,11 +152,16 @@ def words_are_estimated(transcript: Transcript) -> bool:
 
 
 def subtitle_cues(
-    transcript: Transcript, options: SubtitleOptions, escape: Callable[[str], str] = str
+    transcript: Transcript,
+    options: SubtitleOptions,
+    escape: Callable[[str], str] = str,
+    labels: bool = False,
 ) -> list[Cue]:
     """The cues of ``transcript`` shaped by ``options``; ``escape`` makes a word safe for
-    the format (WebVTT escapes ``&``, ``<`` and ``>``) before any markup is added."""
-    words = tokens(transcript)
+    the format (WebVTT escapes ``&``, ``<`` and ``>``) before any markup is added. A new
+    speaker starts a new cue; with ``labels`` their label (``Speaker 1:``) starts its text,
+    within the line width."""
+    words = tokens(transcript, labels)
     limits = Limits(
         width=options.max_line_width,
         lines=options.max_line_count or DEFAULT_LINE_COUNT,
@@ -191,18 +198,21 @@ def subtitle_cues(
                 for a, b in lines
             )
 
+        speaker = words[i].speaker
         if not options.highlight_words:
-            cues.append(Cue(start, end, text(None)))
+            cues.append(Cue(start, end, text(None), speaker))
             continue
         last = start
         for k in range(i, j):  # as whisper's writer: the cue again for each word
+            if words[k].label:
+                continue
             word_start = max(words[k].start, last)
             word_end = min(max(words[k].end, word_start), end)
             if word_start > last:
-                cues.append(Cue(last, word_start, text(None)))
+                cues.append(Cue(last, word_start, text(None), speaker))
             if word_end > word_start:
-                cues.append(Cue(word_start, word_end, text(k)))
+                cues.append(Cue(word_start, word_end, text(k), speaker))
                 last = word_end
         if end > last:
-            cues.append(Cue(last, end, text(None)))
+            cues.append(Cue(last, end, text(None), speaker))
     return cues
