@@ -307,14 +307,16 @@ def test_french_on_the_english_only_model_is_refused_before_any_job(
     assert len(jobs(client)) == before  # no job, and no retry made one
 
 
-def test_stream_true_is_refused(client: httpx.Client) -> None:
+def test_stream_true_is_refused_for_a_format_that_comes_whole(client: httpx.Client) -> None:
+    before = len(jobs(client))
     with (DATA / "speech_en.opus").open("rb") as audio:
         refused = client.post(
             "/v1/audio/transcriptions",
             files={"file": audio},
-            data={"model": "whisper-1", "stream": "true"},
+            data={"model": "whisper-1", "stream": "true", "response_format": "srt"},
         )
     assert "stream" in error(refused, 400, "invalid_form")["message"]
+    assert len(jobs(client)) == before
 
 
 def test_a_wait_with_no_worker_times_out_and_cancels_its_job(

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
+from .conftest import REFERENCES, wer
 from .http_helpers import serving
 from .inproc_server import served_app
 
@@ -218,3 +220,50 @@ def test_on_postgres_an_api_node_streams_what_a_worker_elsewhere_transcribes(
     assert rest[-1].event == "completed"
     # Live: the first segments reached the API node before the worker completed the job.
     assert arrivals[0] < datetime.fromisoformat(job["completed_at"]).timestamp() - 0.2
+
+
+def test_openai_sdk_streams_a_transcription(tmp_path: Path, data: Path) -> None:
+    """stream=true: the official SDK's stream iterator yields the deltas, then done."""
+    with served_app(tmp_path, workers=1) as url:
+        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        with (data / "long_en.opus").open("rb") as audio:
+            stream = sdk.audio.transcriptions.create(
+                model="whisper-1", file=audio, stream=True, response_format="json"
+            )
+            events = list(stream)
+        (listed,) = httpx.get(f"{url}/jobs").json()["jobs"]
+        job = httpx.get(f"{url}/jobs/{listed['id']}").json()
+    kinds = [event.type for event in events]
+    assert kinds[-1] == "transcript.text.done"
+    assert set(kinds[:-1]) == {"transcript.text.delta"}
+    assert len(kinds) >= 4
+    text = "".join(event.delta for event in events[:-1])  # type: ignore[union-attr]
+    assert text == events[-1].text  # type: ignore[union-attr]
+    assert text == job["text"]
+    assert wer(REFERENCES["long_en"], text) < 0.3
+
+
+def test_openai_stream_of_a_job_that_ends_unfinished_raises_in_the_sdk(
+    tmp_path: Path, data: Path
+) -> None:
+    """No worker: the job waits; cancelled meanwhile, its stream ends with OpenAI's error
+    object, which the SDK raises. Audio that cannot be decoded is refused before any stream."""
+    with served_app(tmp_path) as url:
+        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.UnprocessableEntityError):
+            sdk.audio.transcriptions.create(
+                model="whisper-1", file=("noise.wav", b"RIFF" + bytes(4000)), stream=True
+            )
+
+        def cancel() -> None:
+            (job,) = httpx.get(f"{url}/jobs").json()["jobs"]
+            httpx.delete(f"{url}/jobs/{job['id']}")
+
+        with (data / "speech_en.opus").open("rb") as audio:
+            stream = sdk.audio.transcriptions.create(model="whisper-1", file=audio, stream=True)
+            timer = threading.Timer(0.5, cancel)
+            timer.start()
+            with pytest.raises(openai.APIError) as failed:
+                list(stream)
+            timer.join()
+    assert failed.value.body["code"] == "job_cancelled"  # type: ignore[index,call-overload]

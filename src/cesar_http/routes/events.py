@@ -6,6 +6,7 @@ sse-starlette (framing, keep-alive comments, disconnects). Each event's data is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -109,3 +110,40 @@ async def job_events(
     a quiet stream open."""
     events = await state.service.follow(job_id, after=_after(last_event_id))
     return event_stream(frame(events))
+
+
+async def _openai_events(state: Runtime, job_id: str) -> AsyncIterator[str]:
+    """A job's segments as OpenAI's transcription stream: ``transcript.text.delta`` for
+    each (the deltas join into the text), then ``transcript.text.done``; a job that fails
+    sends OpenAI's ``{"error": ...}``, which the SDK raises. A client that goes away
+    cancels the job, as the synchronous answer does."""
+    done = False
+    try:
+        sent = 0
+        async for event in await state.service.follow(job_id):
+            if event.event == "segment":
+                text = str(event.data["text"])
+                delta = text if sent == 0 or not text else " " + text
+                sent += 1 if text else 0
+                yield _json({"type": "transcript.text.delta", "delta": delta})
+            elif event.event == "completed":
+                yield _json({"type": "transcript.text.done", "text": event.data.get("text", "")})
+            elif event.event in ("error", "cancelled"):
+                error = event.data.get("error") or {
+                    "code": "job_cancelled",
+                    "message": "The job was cancelled before it completed.",
+                }
+                yield _json({"error": {**error, "type": "server_error"}})
+        done = True
+    finally:
+        if not done:  # the client went away: nobody will read the result
+            await asyncio.shield(state.service.cancel(job_id))
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def openai_stream(state: Runtime, job_id: str) -> EventSourceResponse:
+    """The answer to ``stream=true`` on the OpenAI-compatible endpoints."""
+    return event_stream(_openai_events(state, job_id))

@@ -30,6 +30,7 @@ from ..options import job_options
 from ..runtime import Runtime, runtime
 from ..schemas import ErrorBody, TranscribeFields
 from ..uploads import receive_upload
+from .events import openai_stream
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ _FIELDS = {
         "type": "array",
         "items": {"type": "string", "enum": ["word", "segment"]},
     },
-    "stream": {"type": "boolean", "description": "Not supported yet: true is refused."},
+    "stream": {
+        "type": "boolean",
+        "description": "true: Server-Sent Events transcript.text.delta, then .done",
+    },
     **{  # Cesar's own: shape srt and vtt cues (see docs/subtitles.md)
         name: {"type": "string", "description": "Cesar subtitle option (srt and vtt)"}
         for name in SUBTITLE_FIELDS
@@ -68,8 +72,8 @@ def _body(translate: bool) -> dict[str, Any]:
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}, "text/plain": {}}},
-    400: {"model": ErrorBody, "description": "The form is malformed, or asks for streaming."},
+    200: {"content": {"application/json": {}, "text/plain": {}, "text/event-stream": {}}},
+    400: {"model": ErrorBody, "description": "The form is malformed."},
     413: {"model": ErrorBody, "description": "The upload is too large."},
     422: {
         "model": ErrorBody,
@@ -122,14 +126,14 @@ async def models(state: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
 async def _run(request: Request, state: Runtime, task: Task) -> Response:
     async with receive_upload(request, state) as (stored, form):
         fields = {name: values[-1] for name, values in form.items()}
-        if fields.get("stream", "").strip().lower() in ("true", "1"):
-            raise FormError(
-                "stream=true is not supported yet: the answer comes whole, once the job is done.",
-                hint="Leave stream unset (or false); for progress, submit to POST /transcribe "
-                "and poll GET /jobs/{id}.",
-            )
+        stream = fields.get("stream", "").strip().lower() in ("true", "1")
         granularities = set(form.get("timestamp_granularities[]", []))
         response_format = fields.get("response_format") or "json"
+        if stream and response_format not in ("json", "text"):
+            raise FormError(
+                f"stream=true streams text: response_format {response_format!r} comes whole.",
+                hint="Use response_format json or text with stream=true, or leave stream unset.",
+            )
         if response_format not in FORMATS:
             raise FormError(
                 f"response_format must be one of {', '.join(FORMATS)}, not {response_format!r}."
@@ -140,6 +144,8 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
         )
         job_settings = await job_options(_fields(fields, task, granularities, words), state)
     job, _ = await state.service.submit_stored(stored, **job_settings)
+    if stream:  # OpenAI's events, each segment as soon as a worker transcribed it
+        return openai_stream(state, job.id)
     return _answer(await _wait(state, job), response_format, granularities, subtitles)
 
 
