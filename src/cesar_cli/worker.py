@@ -80,6 +80,8 @@ def worker(
         heartbeat_seconds=max(0.5, lease_seconds / 6),
         grace_seconds=settings.grace_seconds,
         retention_hours=settings.retention_hours,
+        pack_max_clips=settings.pack_max_clips,
+        pack_wait_seconds=settings.pack_wait_ms / 1000,
     )
     asyncio.run(_run(settings, engine, config, name))
 

@@ -196,6 +196,12 @@ class Settings:
     #: On SIGTERM, how long running jobs may go on before they are handed back to the
     #: queue (``CESAR_GRACE_SECONDS``), for ``cesar serve`` and ``cesar worker``.
     grace_seconds: float = attrs.field(default=30.0, converter=float)
+    #: Short jobs transcribed together in one 30-second window of the model, at most
+    #: (``CESAR_PACK_MAX_CLIPS``); 1 turns sharing off. See docs/performance.md.
+    pack_max_clips: int = attrs.field(default=6, converter=int)
+    #: How long a lone short job waits for company before it starts, in milliseconds
+    #: (``CESAR_PACK_WAIT_MS``), at most 1000.
+    pack_wait_ms: float = attrs.field(default=200.0, converter=float)
     #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
     max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
     #: Uploads up to this size are kept with their job in the job store instead of in
@@ -253,6 +259,11 @@ class Settings:
             raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
         if self.workers < 0 or self.max_upload_bytes < 1:
             raise InvalidOptionsError("workers must be 0 or more and max_upload_bytes positive.")
+        if self.pack_max_clips < 1 or not 0 <= self.pack_wait_ms <= 1000:
+            raise InvalidOptionsError(
+                f"pack_max_clips must be at least 1 (not {self.pack_max_clips}) and "
+                f"pack_wait_ms between 0 and 1000 (not {self.pack_wait_ms:g})."
+            )
         if not 0 <= self.inline_audio_bytes <= MAX_INLINE_AUDIO_BYTES:
             raise InvalidOptionsError(
                 f"inline_audio_bytes must be between 0 and {MAX_INLINE_AUDIO_BYTES:,} "

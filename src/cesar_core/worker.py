@@ -17,35 +17,36 @@ attempt.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import random
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 from attrs import define, frozen
 
 from . import live
-from .errors import AudioNotFoundError, CesarError
+from .errors import CesarError
 from .events import JobEvent, JobEvents
-from .fetch import DownloadStopped, FetchPolicy, download
+from .fetch import DownloadStopped, FetchPolicy
 from .housekeeping import Housekeeper, retention_of
-from .jobs import Job, JobError, JobState, SourceKind
+from .inputs import job_input
+from .jobs import Job, JobError, JobState
+from .packing import Packer
 from .protocols import (
     AudioInput,
+    BatchClaimingStore,
     ChainingStore,
     JobNotifier,
     JobStore,
     Storage,
     Transcriber,
 )
-from .storage.keys import audio_key
 from .transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class WorkerConfig:
     #: 0 keeps them (the default here; ``cesar serve`` and ``cesar worker`` pass the
     #: ``retention_hours`` setting).
     retention_hours: float = 0.0
+    #: Short jobs per shared window of the model (1: none share; see
+    #: :mod:`cesar_core.packing`), and how long a lone short job waits for company.
+    pack_max_clips: int = 1
+    pack_wait_seconds: float = 0.0
 
 
 class JobAborted(Exception):
@@ -141,6 +146,17 @@ class Worker:
         # to show in the cost of a short job.
         self._notifier = store if isinstance(store, JobNotifier) else None
         self._chaining = store if isinstance(store, ChainingStore) else None
+        self._packer: Packer | None = None
+        if self.config.pack_max_clips > 1 and isinstance(store, BatchClaimingStore):
+            config = self.config
+            self._packer = Packer(
+                self,
+                store,
+                _Running,
+                _UNKNOWN,
+                max_clips=config.pack_max_clips,
+                wait_seconds=config.pack_wait_seconds,
+            )
         self._running: dict[str, _Running] = {}
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,7 +206,8 @@ class Worker:
                         return
                     await self._idle()
                     continue
-            job = await self._run(job)  # the next job, when the store claimed one with it
+            # The next job, when the store claimed one with it.
+            job = await (self._packer.run(job) if self._packer else self._run(job))
         if job is not None:  # claimed with the last completion, just before the stop
             await self._hand_back(job)
 
@@ -249,7 +266,7 @@ class Worker:
                 result: Transcript = await loop.run_in_executor(
                     self._executor, self._transcribe, audio, running
                 )
-        except JobAborted:
+        except (JobAborted, DownloadStopped):
             if running.handback and await store.release(job.id, token):
                 logger.info("job %s handed back to the queue", job.id)
                 return None
@@ -306,34 +323,10 @@ class Worker:
             raise JobAborted
         return live.run(self.transcriber, audio, running.job.options, progress, running.segments)
 
-    @asynccontextmanager
-    async def _audio(self, job: Job, stop: Callable[[], bool]) -> AsyncIterator[AudioInput]:
-        """The job's audio: the bytes its claim brought (inline), or a local file; URL
-        sources are downloaded into storage first (and removed with the job's other
-        files when it ends). A download ends as soon as ``stop()`` turns true (the job was
-        cancelled or deleted, or the worker's grace period is over): a slow server must
-        not hold the slot."""
-        if job.source.kind is SourceKind.UPLOAD and job.source.inline:
-            if job.audio is None:
-                raise AudioNotFoundError(
-                    f"The audio of job {job.id} is missing from the job store.",
-                    hint="Submit the audio again.",
-                )
-            held = io.BytesIO(job.audio)
-            held.name = job.source.filename or "the uploaded audio"
-            yield held
-            return
-        key = job.source.location
-        if job.source.kind is SourceKind.URL:
-            key = audio_key(job.id, job.source.filename)
-            url = job.source.location
-            try:
-                async with aclosing(download(url, self.fetch, stop=stop)) as chunks:
-                    await self.storage.save(key, chunks, max_bytes=self.fetch.max_bytes)
-            except DownloadStopped:
-                raise JobAborted from None
-        async with self.storage.local_path(key) as path:
-            yield path
+    def _audio(self, job: Job, stop: Callable[[], bool]) -> AbstractAsyncContextManager[AudioInput]:
+        """The job's audio (:func:`~cesar_core.inputs.job_input`); a download stops with
+        :class:`~cesar_core.fetch.DownloadStopped` once ``stop()`` turns true."""
+        return job_input(job, self.storage, self.fetch, stop)
 
     async def _heartbeat(self, running: _Running) -> None:
         sent = 0

@@ -148,6 +148,8 @@ async def _start(settings: Settings, running: AsyncExitStack) -> Runtime:
                 concurrency=settings.workers,
                 grace_seconds=settings.grace_seconds,
                 retention_hours=settings.retention_hours,
+                pack_max_clips=settings.pack_max_clips,
+                pack_wait_seconds=settings.pack_wait_ms / 1000,
             ),
             fetch=FetchPolicy.from_settings(settings),
             events=service.events,

@@ -24,12 +24,32 @@ from cesar_core.transcript import Transcript
 
 from .database import Connection, Database
 from .queries import (
+    CLAIM_MANY,
     COMPLETE_AND_CLAIM_MANY,
     COMPLETE_AND_CLAIM_ONE,
     claimed_by,
     completed_by,
     job_of,
 )
+
+
+async def claim_batch(
+    database: Database, worker: str, lease_seconds: float, limit: int
+) -> builtins.list[Job]:
+    """Claim up to ``limit`` jobs in one statement, each under a token of its own (the
+    store's ``claim_batch``); a retry finds what a first try whose answer was lost took."""
+    claims = [uuid.uuid4().hex for _ in range(max(0, limit))]
+    params = {"claims": claims, "worker": worker, "seconds": lease_seconds}
+
+    async def work(db: Connection, retried: bool) -> builtins.list[Job]:
+        mine = await claimed_by(db, claims) if retried else {}
+        if not mine:  # all or none of a first try's claims committed
+            cursor = await db.execute(CLAIM_MANY, params)
+            jobs = [job_of(row) for row in await cursor.fetchall()]
+            mine = {job.lease.token: job for job in jobs if job.lease is not None}
+        return [mine[token] for token in claims if token in mine]
+
+    return await database.run(work) if claims else []
 
 
 @frozen

@@ -27,13 +27,12 @@ from cesar_core.protocols import Page
 from cesar_core.stores.common import decode_cursor, expired_error, page_of
 from cesar_core.transcript import Transcript
 
-from .chaining import ChainedCompletions
+from .chaining import ChainedCompletions, claim_batch
 from .database import Connection, Database
 from .listen import Listener
 from .live import LiveJobs
 from .queries import (
     CLAIM,
-    CLAIM_MANY,
     COLUMNS,
     END_LEASE,
     FINISH,
@@ -173,18 +172,7 @@ class PostgresJobStore(LiveJobs):
     async def claim_batch(
         self, worker: str, lease_seconds: float, limit: int
     ) -> builtins.list[Job]:
-        claims = [uuid.uuid4().hex for _ in range(max(0, limit))]
-        params = {"claims": claims, "worker": worker, "seconds": lease_seconds}
-
-        async def work(db: Connection, retried: bool) -> builtins.list[Job]:
-            mine = await claimed_by(db, claims) if retried else {}
-            if not mine:  # all or none of a first try's claims committed
-                cursor = await db.execute(CLAIM_MANY, params)
-                jobs = [job_of(row) for row in await cursor.fetchall()]
-                mine = {job.lease.token: job for job in jobs if job.lease is not None}
-            return [mine[token] for token in claims if token in mine]
-
-        return await self._db.run(work) if claims else []
+        return await claim_batch(self._db, worker, lease_seconds, limit)
 
     async def heartbeat(
         self, job_id: str, token: str, lease_seconds: float, progress: int | None = None

@@ -196,7 +196,7 @@ class MemoryJobStore:
     async def claim_batch(
         self, worker: str, lease_seconds: float, limit: int
     ) -> builtins.list[Job]:
-        jobs = []
+        jobs: builtins.list[Job] = []
         with self._lock:  # re-entrant: one step for other threads, as in the durable stores
             while len(jobs) < limit:
                 job = await self.claim(worker, lease_seconds)

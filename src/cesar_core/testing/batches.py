@@ -40,7 +40,8 @@ class BatchClaimsContract(ContractBase):
             assert batch[2].audio == b"RIFF!"
             # Each lease is the job's own: one ends, the others run on.
             first, second, third = batch
-            assert first.lease is not None and second.lease is not None
+            assert first.lease is not None
+            assert second.lease is not None
             assert third.lease is not None
             assert await store.complete(first.id, first.lease.token, TRANSCRIPT)
             assert not await store.complete(second.id, first.lease.token, TRANSCRIPT)

@@ -1,0 +1,205 @@
+"""Short clips share one window of the model: which may, how they are laid out, and how the
+window's transcript is split back into one transcript per clip.
+
+Whisper always encodes 30 seconds of audio, so a 5-second clip costs as much encoder work as
+30 seconds of speech. Clips laid end to end with silence between them, at most
+:data:`WINDOW_S` seconds in all, are transcribed in one call; the result, timed word by word,
+is cut back at the silences (:func:`split`). Whatever cannot be cut cleanly (a segment or a
+word that reaches across the silence between two clips) is reported, and those clips are
+transcribed alone: sharing must never change what a job gets back, only how fast.
+
+This module is pure computation on samples and transcripts; :mod:`cesar_core.packing` runs it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from .jobs import Job, SourceKind
+from .protocols import AudioInput
+from .transcript import Segment, TranscribeOptions, Transcript, Word
+from .transcription.audio import SAMPLE_RATE, AudioStream
+
+#: What whisper hears at once; a window of clips and their gaps is at most this long.
+WINDOW_S = 30.0
+#: Silence laid between two clips, in seconds (bench/throughput.py measured 0.5 to 2 s).
+GAP_S = 1.0
+#: A clip longer than this never shares: it would leave little room for company.
+MAX_SHARED_S = 20.0
+#: Samples quieter than this (-60 dBFS) count as silence (as in the transcriber).
+SILENCE_PEAK = 10 ** (-60 / 20)
+
+Samples = npt.NDArray[np.float32]
+
+
+def share_key(job: Job) -> TranscribeOptions | None:
+    """What a job must have in common with another to share a window with it (None: the
+    job never shares).
+
+    Jobs share when every option but their clip range and word timestamps is the same, with
+    the language fixed: a job with a prompt, voice detection, batched decoding, speakers or
+    a URL source runs alone, and so does a job without a language on a model that is not
+    English-only (whisper would detect one language for the whole window).
+    """
+    options = job.options
+    if (
+        job.source.kind is SourceKind.URL
+        or options.initial_prompt
+        or options.vad_filter
+        or options.batched
+        or getattr(options, "diarize", None) is not None
+    ):
+        return None
+    language = options.language
+    if language is None:
+        if not options.model.endswith(".en"):
+            return None
+        language = "en"
+    return attrs.evolve(
+        options, language=language, word_timestamps=True, clip_start=None, clip_end=None
+    )
+
+
+def decode_short(audio: AudioInput, options: TranscribeOptions, longest: float) -> Samples | None:
+    """The samples of the job's clip, or None when it is longer than ``longest`` seconds or
+    silent (such a job runs alone). Bad audio raises, as it would for the transcriber."""
+    with AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream:
+        expected = stream.expected_duration
+        if expected is not None and expected > longest + 1:
+            return None
+        blocks = []
+        for block in stream.blocks(longest + 1):
+            blocks.append(block)
+            if stream.samples > longest * SAMPLE_RATE:
+                return None
+        stream.finish()
+    samples = np.concatenate(blocks)
+    if not samples.size or float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        return None
+    return samples
+
+
+def plan(durations: Sequence[float], max_clips: int, gap: float = GAP_S) -> list[list[int]]:
+    """Group clips (by index, in order) into windows of at most :data:`WINDOW_S` seconds
+    with ``gap`` between clips and at most ``max_clips`` each; a group of one runs alone."""
+    windows: list[list[int]] = []
+    current: list[int] = []
+    length = 0.0
+    for index, duration in enumerate(durations):
+        needed = duration if not current else length + gap + duration
+        if current and (needed > WINDOW_S or len(current) >= max_clips):
+            windows.append(current)
+            current, needed = [], duration
+        current.append(index)
+        length = needed
+    if current:
+        windows.append(current)
+    return windows
+
+
+def join(clips: Sequence[Samples], gap: float = GAP_S) -> tuple[Samples, list[float]]:
+    """The window's samples (``clips`` with ``gap`` seconds of silence between them) and
+    where each clip starts in it, in seconds."""
+    silence = np.zeros(round(gap * SAMPLE_RATE), dtype=np.float32)
+    parts: list[Samples] = []
+    starts = []
+    at = 0
+    for clip in clips:
+        if parts:
+            parts.append(silence)
+            at += len(silence)
+        starts.append(at / SAMPLE_RATE)
+        parts.append(clip)
+        at += len(clip)
+    return np.concatenate(parts), starts
+
+
+def wav(samples: Samples) -> io.BytesIO:
+    """``samples`` as a 32-bit float WAV file in memory: what a transcriber reads."""
+    data = samples.astype("<f4").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32)
+    buffer = io.BytesIO(header + b"data" + struct.pack("<I", len(data)) + data)
+    buffer.name = "a window of short jobs"
+    return buffer
+
+
+def split(
+    window: Transcript,
+    starts: Sequence[float],
+    durations: Sequence[float],
+    options: Sequence[TranscribeOptions],
+) -> list[Transcript | None]:
+    """One transcript per clip, timed on the clip's own timeline, from the window's.
+
+    Each clip owns the window from the middle of the silence before it to the middle of the
+    silence after it. A segment whose words (or, without words, whose start and end) fall
+    in two clips' parts, or a word that does, makes both clips None: they are to be
+    transcribed alone. So is a clip left with no text, since alone it would have some
+    (silent clips never share).
+    """
+    count = len(starts)
+    bounds = [
+        (starts[i] + durations[i] + starts[i + 1]) / 2 if i + 1 < count else math.inf
+        for i in range(count)
+    ]
+
+    def owner(time: float) -> int:
+        return next(i for i, bound in enumerate(bounds) if time < bound)
+
+    owned: list[list[Segment]] = [[] for _ in range(count)]
+    broken: set[int] = set()
+    for segment in window.segments:
+        times = [t for word in segment.words for t in (word.start, word.end)]
+        owners = {owner(t) for t in times or (segment.start, segment.end)}
+        if len(owners) > 1:
+            broken |= set(range(min(owners), max(owners) + 1))
+            continue
+        owned[owners.pop()].append(segment)
+    results: list[Transcript | None] = []
+    for index in range(count):
+        segments = tuple(
+            _moved(segment, number, starts[index], durations[index], options[index])
+            for number, segment in enumerate(owned[index])
+        )
+        text = " ".join(segment.text for segment in segments if segment.text)
+        if index in broken or not text:
+            results.append(None)
+            continue
+        results.append(
+            attrs.evolve(
+                window,
+                text=text,
+                segments=segments,
+                duration=durations[index],
+                warnings=(),
+            )
+        )
+    return results
+
+
+def _moved(
+    segment: Segment, number: int, start: float, duration: float, options: TranscribeOptions
+) -> Segment:
+    """``segment`` on its clip's timeline (where the clip started, as the job asked for it),
+    kept inside the clip, with words only when the job asked for them."""
+    offset = (options.clip_start or 0.0) - start
+    low, high = options.clip_start or 0.0, (options.clip_start or 0.0) + duration
+
+    def at(time: float) -> float:
+        return min(max(round(time + offset, 3), low), math.floor(high * 1000) / 1000)
+
+    words: tuple[Word, ...] = ()
+    if options.word_timestamps:
+        words = tuple(attrs.evolve(w, start=at(w.start), end=at(w.end)) for w in segment.words)
+    begin = at(segment.start)
+    return attrs.evolve(
+        segment, id=number, start=begin, end=max(begin, at(segment.end)), words=words
+    )

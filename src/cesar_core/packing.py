@@ -1,0 +1,255 @@
+"""Short jobs share the model's 30-second windows: a worker slot's way of running them.
+
+A slot that claims a short job asks the store for company (a
+:class:`~cesar_core.protocols.BatchClaimingStore`), waiting at most ``wait_seconds`` when
+none is there yet, and hands back at once what cannot share with it. The jobs that can are
+read and laid end to end with silence between them (:mod:`cesar_core.pack_layout`), each
+window is transcribed in one call of the unchanged transcriber, and the result is split
+back: each job gets its own text, segments and words on its own timeline, and completes,
+fails or is cancelled on its own, under its own lease. A job that cannot be read, is too
+long, or whose words the split cannot place with certainty runs alone, exactly as without
+packing (measured in bench/throughput.py and docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager, suppress
+from typing import Any, Protocol
+
+from attrs import define
+
+from . import pack_layout as layout
+from .jobs import Job, JobState
+from .protocols import AudioInput, BatchClaimingStore, JobStore, Transcriber
+from .transcript import TranscribeOptions, Transcript
+from .transcription.audio import SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
+
+
+class _Running(Protocol):
+    """What the worker keeps of a running job (its ``_Running``)."""
+
+    job: Job
+    token: str
+    abort: threading.Event
+    progress: int
+    handback: bool
+    next: Job | None
+
+
+class _Config(Protocol):
+    @property
+    def lease_seconds(self) -> float: ...
+
+
+class _Host(Protocol):
+    """The worker, as seen from here: its parts and the steps of running one job."""
+
+    store: JobStore
+    transcriber: Transcriber
+    name: str
+    completed: int
+    _executor: Executor
+    _running: dict[str, Any]
+
+    @property
+    def config(self) -> _Config: ...
+
+    async def _run(self, job: Job) -> Job | None: ...
+    async def _attempt(self, running: Any) -> object: ...
+    async def _after(self, job: Job, outcome: Any) -> None: ...
+    async def _heartbeat(self, running: Any) -> None: ...
+    async def _hand_back(self, job: Job) -> None: ...
+    def _audio(
+        self, job: Job, stop: Callable[[], bool]
+    ) -> AbstractAsyncContextManager[AudioInput]: ...
+
+
+class _WindowStopped(Exception):
+    """Every job of a window was cancelled or handed back: its transcription stops."""
+
+
+@define
+class _Member:
+    """A job of a pack: what the worker tracks, its heartbeat, and its audio once read."""
+
+    running: _Running
+    beat: asyncio.Task[None]
+    samples: layout.Samples | None = None
+
+
+class Packer:
+    """Runs a worker slot's short jobs in shared windows (see the module's docstring).
+
+    ``running`` builds the worker's record of a running job and ``unknown`` is its outcome
+    of a job whose lease was lost: the worker owns both, this module only passes them on.
+    """
+
+    def __init__(
+        self,
+        host: _Host,
+        store: BatchClaimingStore,
+        running: Callable[..., _Running],
+        unknown: object,
+        *,
+        max_clips: int,
+        wait_seconds: float,
+        gap_seconds: float = layout.GAP_S,
+    ) -> None:
+        self.host = host
+        self.store = store
+        self.running = running
+        self.unknown = unknown
+        self.max_clips = max_clips
+        self.wait_seconds = wait_seconds
+        self.gap_seconds = gap_seconds
+        #: Jobs completed from a shared window (the rest of ``host.completed`` ran alone).
+        self.packed = 0
+
+    async def run(self, first: Job) -> Job | None:
+        """Run ``first``, with company when it can share; return the job the slot runs
+        next (claimed along with a completion), if any."""
+        key = layout.share_key(first)
+        company = await self._company(key) if key is not None else []
+        if key is None or not company:
+            return await self.host._run(first)
+        members = [self._track(job) for job in (first, *company)]
+        following: list[Job] = []
+        try:
+            alone = await self._read(members)
+            ready = [m for m in members if m.samples is not None]
+            durations = [len(m.samples) / SAMPLE_RATE for m in ready if m.samples is not None]
+            for window in layout.plan(durations, self.max_clips, self.gap_seconds):
+                chosen = [ready[i] for i in window]
+                alone += chosen if len(chosen) == 1 else await self._window(chosen, key)
+            for member in sorted(alone, key=members.index):
+                outcome = self.unknown
+                try:
+                    outcome = await self.host._attempt(member.running)
+                except Exception:
+                    logger.exception(
+                        "job %s: the worker failed while finishing it", member.running.job.id
+                    )
+                await self._end(member, outcome)
+                if member.running.next is not None:
+                    following.append(member.running.next)
+        finally:
+            for member in members:  # after an error, whatever is left is the sweep's
+                await self._untrack(member)
+        for job in following[1:]:
+            await self.host._hand_back(job)
+        return following[0] if following else None
+
+    async def _company(self, key: TranscribeOptions) -> list[Job]:
+        """Jobs claimed to share a window with one whose sharing key is ``key``; the others
+        claimed with them go back to the queue at once."""
+        host = self.host
+        limit = self.max_clips - 1
+        try:
+            jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
+            if not jobs and self.wait_seconds > 0:
+                await asyncio.sleep(self.wait_seconds)
+                jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
+        except Exception:
+            logger.exception("claiming company for a short job failed; it runs alone")
+            return []
+        company = [job for job in jobs if layout.share_key(job) == key]
+        for job in jobs:
+            if job not in company:
+                await host._hand_back(job)
+        return company
+
+    def _track(self, job: Job) -> _Member:
+        assert job.lease is not None
+        running = self.running(job=job, token=job.lease.token, abort=threading.Event())
+        self.host._running[job.id] = running
+        return _Member(running, asyncio.create_task(self.host._heartbeat(running)))
+
+    async def _untrack(self, member: _Member) -> None:
+        member.beat.cancel()
+        with suppress(asyncio.CancelledError):
+            await member.beat
+        self.host._running.pop(member.running.job.id, None)
+
+    async def _end(self, member: _Member, outcome: object) -> None:
+        await self._untrack(member)
+        await self.host._after(member.running.job, outcome)
+
+    async def _read(self, members: Sequence[_Member]) -> list[_Member]:
+        """Read each job's audio; return the jobs that run alone (too long, silent, or not
+        readable: alone, a bad file fails its own job with the usual error)."""
+        loop = asyncio.get_running_loop()
+        alone = []
+        for member in members:
+            job = member.running.job
+            try:
+                async with self.host._audio(job, member.running.abort.is_set) as audio:
+                    member.samples = await loop.run_in_executor(
+                        self.host._executor,
+                        layout.decode_short,
+                        audio,
+                        job.options,
+                        layout.MAX_SHARED_S,
+                    )
+            except Exception as exc:
+                logger.info("job %s runs alone: its audio could not be read (%s)", job.id, exc)
+            if member.samples is None:
+                alone.append(member)
+        return alone
+
+    async def _window(self, members: list[_Member], options: TranscribeOptions) -> list[_Member]:
+        """Transcribe one window of ``members``; finish each job it settles and return the
+        ones to run alone."""
+        host = self.host
+        clips = [m.samples for m in members if m.samples is not None]
+        samples, starts = layout.join(clips, self.gap_seconds)
+        durations = [len(clip) / SAMPLE_RATE for clip in clips]
+        total = len(samples) / SAMPLE_RATE
+
+        def progress(fraction: float) -> None:
+            if all(m.running.abort.is_set() for m in members):
+                raise _WindowStopped
+            done = fraction * total
+            for member, start, length in zip(members, starts, durations, strict=True):
+                share = min(99, int(max(0.0, done - start) / length * 100))
+                member.running.progress = max(member.running.progress, share)
+
+        loop = asyncio.get_running_loop()
+        try:
+            result: Transcript = await loop.run_in_executor(
+                host._executor, host.transcriber.transcribe, layout.wav(samples), options, progress
+            )
+        except Exception as exc:
+            if not isinstance(exc, _WindowStopped):
+                logger.warning("a shared window failed (%s); its jobs run alone", exc)
+            return members
+        parts = layout.split(result, starts, durations, [m.running.job.options for m in members])
+        alone = []
+        for member, part in zip(members, parts, strict=True):
+            if part is None or member.running.abort.is_set():
+                alone.append(member)  # alone, an aborted job hands back or stops at once
+                continue
+            running = member.running
+            try:
+                done = await self.store_complete(running, part)
+            except Exception:
+                logger.exception("job %s: completing it failed", running.job.id)
+                done = False
+            if done:
+                host.completed += 1
+                self.packed += 1
+            await self._end(member, (JobState.COMPLETED, None) if done else self.unknown)
+        if len(alone) < len(members):
+            logger.info("%d job(s) shared a %.1f s window", len(members) - len(alone), total)
+        return alone
+
+    async def store_complete(self, running: _Running, result: Transcript) -> bool:
+        """Complete one job of a window under its own lease (False: the lease was lost,
+        the job cancelled or taken over)."""
+        return await self.host.store.complete(running.job.id, running.token, result)

@@ -1,0 +1,192 @@
+"""Short jobs sharing the model's windows: the same results as alone, each job on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from cesar_core import TranscribeOptions, WhisperTranscriber
+from cesar_core.jobs import Job, JobState
+from cesar_core.pack_layout import join, plan, split
+from cesar_core.service import JobService
+from cesar_core.transcript import Segment, Transcript, Word
+from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
+from cesar_core.worker import Worker, WorkerConfig
+
+from .conftest import DATA, wer
+from .queue_helpers import open_service
+
+SHORT = DATA / "short"
+SHORT_REFERENCES: dict[str, str] = json.loads((SHORT / "references.json").read_text())
+CLIPS = sorted(SHORT.glob("clip_*.opus"))
+FAST = dict(heartbeat_seconds=0.05, poll_seconds=0.02, sweep_seconds=0.1)
+PACKED = WorkerConfig(pack_max_clips=6, **FAST)  # type: ignore[arg-type]
+ALONE = WorkerConfig(**FAST)  # type: ignore[arg-type]
+OPTIONS = TranscribeOptions(language="en", word_timestamps=True)
+
+
+async def _run_all(
+    tmp_path: Path, transcriber: Any, config: WorkerConfig, clips: list[Path]
+) -> tuple[JobService, Worker, list[Job]]:
+    service = await open_service(tmp_path)
+    jobs = [(await service.submit_file(clip, options=OPTIONS))[0] for clip in clips]
+    worker = Worker(service.store, service.storage, transcriber, config)
+    await worker.run(until_idle=True)
+    return service, worker, [await service.get(job.id) for job in jobs]
+
+
+def test_packed_and_alone_results_of_the_same_clips_agree(
+    tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    async def scenario() -> None:
+        service, worker, packed = await _run_all(tmp_path / "p", transcriber, PACKED, CLIPS)
+        await service.close()
+        assert worker._packer is not None
+        assert worker._packer.packed >= 4  # most of the six shared a window
+        service, _, alone = await _run_all(tmp_path / "a", transcriber, ALONE, CLIPS)
+        await service.close()
+        between = []
+        for clip, one, other in zip(CLIPS, packed, alone, strict=True):
+            assert one.state is other.state is JobState.COMPLETED
+            assert one.result is not None
+            assert other.result is not None
+            reference = SHORT_REFERENCES[clip.stem]
+            assert wer(reference, one.result.text) <= 0.25, (clip.stem, one.result.text)
+            between.append(wer(other.result.text, one.result.text))
+            duration = len(load_audio(clip)) / SAMPLE_RATE
+            assert one.result.duration == pytest.approx(duration, abs=0.01)
+            assert one.result.words, "word timestamps were asked for"
+            for segment in one.result.segments:  # on the clip's own timeline
+                assert 0 <= segment.start <= segment.end <= duration
+                for word in segment.words:
+                    assert 0 <= word.start <= word.end <= duration
+            assert [s.id for s in one.result.segments] == list(range(len(one.result.segments)))
+        assert sum(between) / len(between) <= 0.1, between
+
+    asyncio.run(scenario())
+
+
+class _CancelsInWindow:
+    """The real transcriber; once a shared window starts, one of its jobs is cancelled."""
+
+    def __init__(self, inner: WhisperTranscriber, service: JobService) -> None:
+        self.inner, self.service = inner, service
+        self.loop = asyncio.get_running_loop()
+        self.victim = ""
+        self.windows = 0
+
+    def transcribe(self, audio: Any, options: TranscribeOptions, progress: Any = None) -> Any:
+        if isinstance(audio, io.BytesIO) and audio.name == "a window of short jobs":
+            self.windows += 1
+            cancel = self.service.cancel(self.victim)
+            asyncio.run_coroutine_threadsafe(cancel, self.loop).result()
+        return self.inner.transcribe(audio, options, progress)
+
+
+def test_a_cancelled_job_in_a_shared_window_ends_cancelled_and_its_neighbours_complete(
+    tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    async def scenario() -> None:
+        service = await open_service(tmp_path)
+        jobs = [(await service.submit_file(clip, options=OPTIONS))[0] for clip in CLIPS[:3]]
+        engine = _CancelsInWindow(transcriber, service)
+        engine.victim = jobs[1].id
+        worker = Worker(service.store, service.storage, engine, PACKED)  # type: ignore[arg-type]
+        await worker.run(until_idle=True)
+        states = [(await service.get(job.id)).state for job in jobs]
+        assert engine.windows == 1
+        assert states == [JobState.COMPLETED, JobState.CANCELLED, JobState.COMPLETED]
+        assert (await service.get(jobs[1].id)).result is None
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_whose_audio_is_bad_fails_alone(
+    tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    async def scenario() -> None:
+        service = await open_service(tmp_path)
+        good = [(await service.submit_file(clip, options=OPTIONS))[0] for clip in CLIPS[:2]]
+        bad_file = tmp_path / "note.ogg"
+        bad_file.write_bytes(b"OggS but not really audio" * 40)
+        bad, _ = await service.submit_file(bad_file, options=OPTIONS)
+        good.append((await service.submit_file(CLIPS[2], options=OPTIONS))[0])
+        worker = Worker(service.store, service.storage, transcriber, PACKED)
+        await worker.run(until_idle=True)
+        failed = await service.get(bad.id)
+        assert failed.state is JobState.ERROR
+        assert failed.error is not None
+        assert failed.error.code == "invalid_audio"
+        assert failed.attempts == 1
+        for job in good:
+            assert (await service.get(job.id)).state is JobState.COMPLETED
+        assert worker._packer is not None
+        assert worker._packer.packed == 3
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_jobs_that_cannot_share_run_alone_and_are_not_held(
+    tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    async def scenario() -> None:
+        service = await open_service(tmp_path)
+        prompted = attrs.evolve(OPTIONS, initial_prompt="Boston")
+        first, _ = await service.submit_file(CLIPS[0], options=prompted)
+        other, _ = await service.submit_file(CLIPS[1], options=OPTIONS)
+        worker = Worker(service.store, service.storage, transcriber, PACKED)
+        await worker.run(until_idle=True)
+        for job in (first, other):
+            done = await service.get(job.id)
+            assert done.state is JobState.COMPLETED
+            assert done.attempts == 1
+        assert worker._packer is not None
+        assert worker._packer.packed == 0
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def _word(start: float, end: float, text: str) -> Word:
+    return Word(start=start, end=end, word=text, probability=0.9)
+
+
+def test_a_segment_across_the_gap_sends_both_jobs_to_run_alone() -> None:
+    clips = [load_audio(CLIPS[0]), load_audio(CLIPS[1])]
+    _, starts = join(clips, 1.0)
+    durations = [len(c) / SAMPLE_RATE for c in clips]
+    middle = starts[1] - 0.5
+    words = (_word(0.5, 1.0, " Please"), _word(middle - 0.2, middle + 0.2, " back"))
+    window = Transcript(
+        text="Please back",
+        segments=(Segment(id=0, start=0.5, end=middle + 0.2, text="Please back", words=words),),
+        language="en",
+        language_probability=1.0,
+        duration=starts[1] + durations[1],
+        model="tiny.en",
+    )
+    assert split(window, starts, durations, [OPTIONS, OPTIONS]) == [None, None]
+    inside = attrs.evolve(
+        window.segments[0], end=1.0, words=words[:1], text="Please"
+    )  # wholly in the first clip, nothing for the second: it runs alone
+    first, second = split(
+        attrs.evolve(window, segments=(inside,)), starts, durations, [OPTIONS, OPTIONS]
+    )
+    assert second is None
+    assert first is not None
+    assert first.text == "Please"
+    assert first.duration == durations[0]
+
+
+def test_windows_hold_at_most_30_seconds_and_the_clip_limit() -> None:
+    assert plan([5, 5, 5, 5, 5, 5], max_clips=4, gap=1.0) == [[0, 1, 2, 3], [4, 5]]
+    assert plan([14, 14, 3], max_clips=8, gap=1.0) == [[0, 1], [2]]
+    assert plan([25, 4, 4], max_clips=8, gap=1.0) == [[0, 1], [2]]
