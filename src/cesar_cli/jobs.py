@@ -121,3 +121,48 @@ def delete(store: str | None, job_id: str) -> None:
     """Delete a job and its files (cancelling it first if it is unfinished)."""
     deleted = _with_service(store, lambda s: s.delete(job_id))
     click.echo(f"{job_id} {'deleted' if deleted else 'was already gone'}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:06.3f}"
+
+
+@jobs.command()
+@store_option
+@click.argument("job_id", callback=_job_id)
+@click.option("--json", "as_json", is_flag=True, help="Print each event as a line of JSON.")
+def watch(store: str | None, job_id: str, as_json: bool) -> None:
+    """Follow a job: print its segments as a worker transcribes them, until it ends.
+
+    Status and progress go to standard error, segments to standard output. Exits 0 once
+    the job completed, 1 when it failed or was cancelled.
+    """
+
+    async def follow(service: JobService) -> dict[str, Any]:
+        ending: dict[str, Any] = {}
+        async for event in await service.follow(job_id):
+            if as_json:
+                click.echo(json.dumps({"event": event.event, **event.data}, ensure_ascii=False))
+            elif event.event == "segment":
+                data = event.data
+                speaker = f"{data['speaker']}: " if data.get("speaker") else ""
+                span = f"[{_clock(data['start'])} --> {_clock(data['end'])}]"
+                click.echo(f"{span} {speaker}{data['text']}")
+            elif event.event == "status":
+                click.echo(f"{job_id} {event.data['status']}", err=True)
+            elif event.event == "progress":
+                click.echo(f"{job_id} {event.data['progress']}%", err=True)
+            ending = {"event": event.event, **event.data}
+        return ending
+
+    ending = _with_service(store, follow)
+    if ending.get("event") == "completed":
+        if not as_json:
+            click.echo(f"{job_id} completed", err=True)
+        return
+    error = ending.get("error") or {}
+    reason = f": {error.get('code')}: {error.get('message')}" if error else ""
+    raise click.ClickException(
+        f"Job {job_id} ended {ending.get('status', ending.get('event'))}{reason}"
+    )
