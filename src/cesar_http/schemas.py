@@ -19,6 +19,8 @@ from cesar_core.jobs import Job, JobState
 from cesar_core.transcript import COMPUTE_TYPES, Device, Task, TranscribeOptions
 
 OPTION_NAMES = frozenset(field.name for field in attrs.fields(TranscribeOptions))
+#: The most speakers a request may name.
+MAX_SPEAKERS = 32
 #: Text a field may hold: no control characters (a NUL cannot even be stored by PostgreSQL).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 #: Longer text (a prompt) may have line breaks, but no NUL.
@@ -73,6 +75,13 @@ class TranscribeFields(BaseModel):
     cpu_threads: int = Field(default=0, ge=0, description="At most max_cpu_threads.")
     batched: bool = False
     batch_size: int = Field(default=8, ge=1, description="At most max_batch_size (64).")
+    diarize: Literal["auto", "channels"] | None = Field(
+        default=None,
+        description="Label who speaks: auto (the voice model) or channels (one per channel).",
+    )
+    num_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    min_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    max_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     # min_length makes pydantic check the text is valid Unicode (no lone surrogate); the
     # URL guard judges the rest, length included.
     webhook_url: str | None = Field(
@@ -88,7 +97,17 @@ class TranscribeFields(BaseModel):
         description="Submitting a key again returns its job.",
     )
 
-    @field_validator("model", "language", "initial_prompt", "webhook_url", mode="before")
+    @field_validator(
+        "model",
+        "language",
+        "initial_prompt",
+        "webhook_url",
+        "diarize",
+        "num_speakers",
+        "min_speakers",
+        "max_speakers",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """An empty form field means "not given", as browsers and curl send it."""
@@ -156,6 +175,13 @@ class WordOut(BaseModel):
     end: float
     word: str
     probability: float
+    speaker: str | None = None
+
+
+class SpeakerOut(BaseModel):
+    id: str = Field(description="SPEAKER_00, SPEAKER_01... in order of first appearance.")
+    name: str | None = Field(default=None, description="The name given to this speaker, if any.")
+    talk_time: float = Field(description="Seconds of speech.")
 
 
 class SegmentOut(BaseModel):
@@ -166,6 +192,7 @@ class SegmentOut(BaseModel):
     avg_logprob: float
     no_speech_prob: float
     words: list[WordOut] = Field(default_factory=list)
+    speaker: str | None = None
 
 
 class SourceOut(BaseModel):
@@ -215,6 +242,7 @@ class JobOut(BaseModel):
         default=None, description="Also while the job runs: the segments so far."
     )
     words: list[WordOut] | None = Field(default=None, description="With word_timestamps.")
+    speakers: list[SpeakerOut] | None = Field(default=None, description="With diarize.")
     warnings: list[str] | None = None
 
 
@@ -284,6 +312,7 @@ def job_out(job: Job) -> JobOut:
             model=result.model,
             segments=transcript["segments"],
             words=[word for segment in transcript["segments"] for word in segment["words"]],
+            speakers=transcript.get("speakers"),
             warnings=list(result.warnings),
         )
     elif job.segments:  # a running job's segments so far (live, without words)

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 OPENAI_MODEL = "whisper-1"
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+#: Cesar's speaker options, taken as extra form fields under their own names.
+SPEAKER_FIELDS = ("diarize", "num_speakers", "min_speakers", "max_speakers")
 #: OpenAI's form fields and the Cesar option each one sets.
 _OPTION_OF = {"model": "model", "language": "language", "prompt": "initial_prompt"}
 
@@ -55,6 +57,15 @@ _FIELDS = {
     "stream": {
         "type": "boolean",
         "description": "true: Server-Sent Events transcript.text.delta, then .done",
+    },
+    "diarize": {
+        "type": "string",
+        "enum": ["auto", "channels"],
+        "description": "Cesar: label speakers (diarized_json implies auto)",
+    },
+    **{
+        name: {"type": "integer", "minimum": 1, "description": "Cesar: speaker count"}
+        for name in SPEAKER_FIELDS[1:]
     },
     **{  # Cesar's own: shape srt and vtt cues (see docs/subtitles.md)
         name: {"type": "string", "description": "Cesar subtitle option (srt and vtt)"}
@@ -142,6 +153,8 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
         words = "word" in granularities or (
             subtitles.needs_words and response_format in SUBTITLE_FORMATS
         )
+        if response_format == "diarized_json" and not fields.get("diarize"):
+            fields["diarize"] = "auto"  # what OpenAI's diarizing model always does
         job_settings = await job_options(_fields(fields, task, granularities, words), state)
     job, _ = await state.service.submit_stored(stored, **job_settings)
     if stream:  # OpenAI's events, each segment as soon as a worker transcribed it
@@ -162,6 +175,7 @@ def _fields(
         values.pop("language", None)
     if fields.get("temperature"):
         values["temperature"] = fields["temperature"]
+    values.update({name: fields[name] for name in SPEAKER_FIELDS if fields.get(name)})
     try:
         return TranscribeFields.model_validate(
             {**values, "task": task, "word_timestamps": words or "word" in granularities}
@@ -213,7 +227,43 @@ def _answer(
         return Response(
             render(result, response_format, subtitles), media_type=MEDIA_TYPES[response_format]
         )
+    if response_format == "diarized_json":
+        return JSONResponse(_diarized(result))
     return JSONResponse(_verbose(result, granularities))
+
+
+def _diarized(result: Transcript) -> dict[str, Any]:
+    """OpenAI's ``diarized_json``, as its diarizing model answers: segments with a
+    ``speaker``, the names given to speakers or ``A``, ``B``... in order of appearance."""
+    letters = {s.id: s.name or _letters(number) for number, s in enumerate(result.speakers)}
+    return {
+        "task": "transcribe",
+        "duration": result.duration,
+        "text": result.text,
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{segment.id}",
+                "start": segment.start,
+                "end": segment.end,
+                "text": segment.text.strip(),
+                "speaker": letters.get(segment.speaker or "", "A"),
+            }
+            for segment in result.segments
+            if segment.text
+        ],
+        "usage": {"type": "duration", "seconds": result.duration},
+    }
+
+
+def _letters(number: int) -> str:
+    """``A``... ``Z``, then ``AA``, ``AB``...: spreadsheet columns, as OpenAI labels speakers."""
+    name = ""
+    number += 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
 
 
 def _verbose(result: Transcript, granularities: set[str]) -> dict[str, Any]:
