@@ -267,3 +267,26 @@ def test_openai_stream_of_a_job_that_ends_unfinished_raises_in_the_sdk(
                 list(stream)
             timer.join()
     assert failed.value.body["code"] == "job_cancelled"  # type: ignore[index,call-overload]
+
+
+def test_a_stream_client_that_goes_away_cancels_its_job(tmp_path: Path, data: Path) -> None:
+    """No worker: the job waits; the client closes the stream; nobody will read the result,
+    so the job is cancelled (as the synchronous answer does for a client that goes away)."""
+    with served_app(tmp_path) as url, httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            (data / "speech_en.opus").open("rb") as audio,
+            client.stream(
+                "POST",
+                "/v1/audio/transcriptions",
+                files={"file": audio},
+                data={"model": "whisper-1", "stream": "true"},
+            ) as answer,
+        ):
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            (job,) = client.get("/jobs").json()["jobs"]
+            assert job["status"] == "queued"
+        deadline = time.monotonic() + 10
+        while client.get(f"/jobs/{job['id']}").json()["status"] != "cancelled":
+            assert time.monotonic() < deadline, "the job was not cancelled"
+            time.sleep(0.1)
