@@ -117,6 +117,8 @@ def run_app(settings: Settings, listener: socket.socket, banner: str, verbose: i
     app = import_from_string(APP_FACTORY)(settings)
     config = uvicorn.Config(
         app,
+        host=settings.host,  # for uvicorn's own log lines: it serves on ``listener``
+        port=settings.port,
         log_level="debug" if verbose > 1 else "info" if verbose else "warning",
         timeout_graceful_shutdown=60,
         lifespan="on",
