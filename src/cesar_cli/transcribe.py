@@ -24,26 +24,16 @@ from cesar_core import (
     render,
 )
 from cesar_core.diarization import with_diarization
-from cesar_core.languages import LANGUAGE_CODES
 from cesar_core.plugins import get_manager
 from cesar_core.protocols import Transcriber
 from cesar_core.transcript import COMPUTE_TYPES
 from cesar_core.transcription.audio import probe_duration
 from cesar_core.transcription.formats import SUBTITLE_FORMATS
 
+from .decoding import decoding_options, language, take_decoding
 from .logs import configure_logging
 from .progress import progress_bar, wanted
 from .subtitles import formats_to_write, subtitle_options, take_subtitles
-
-
-def _language(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
-    if value is None or value.lower() == "auto":
-        return None
-    if value.lower() not in LANGUAGE_CODES:
-        raise click.BadParameter(
-            f"unknown language code {value!r}; use a code such as en, fr, es, de, or auto."
-        )
-    return value.lower()
 
 
 def _output_plan(
@@ -110,8 +100,8 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option(
     "-l",
     "--language",
-    callback=_language,
-    help="Spoken language code (en, fr, ...). Default: detected from the audio.",
+    callback=language,
+    help="Spoken language: a code (en, fr, ...) or a name (German). Default: detected.",
 )
 @click.option(
     "--task",
@@ -180,6 +170,7 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
 @click.option("-v", "--verbose", count=True, help="Log what happens (-vv for debug).")
 @subtitle_options
+@decoding_options
 def transcribe(
     files: tuple[Path, ...],
     output: str | None,
@@ -204,6 +195,7 @@ def transcribe(
     configure_logging(verbose, quiet)
     formats = formats_to_write(fmt, output, len(files) > 1)
     subtitles = take_subtitles(options)
+    take_decoding(options)
     if subtitles.needs_words and not set(formats).isdisjoint(SUBTITLE_FORMATS):
         options["word_timestamps"] = True  # cues are re-flowed from the words
     if len(formats) > 1:

@@ -49,7 +49,7 @@ _converter.register_unstructure_hook(
     Word, make_dict_unstructure_fn(Word, _converter, speaker=_omitted)
 )
 _converter.register_unstructure_hook(
-    Segment, make_dict_unstructure_fn(Segment, _converter, speaker=_omitted)
+    Segment, make_dict_unstructure_fn(Segment, _converter, speaker=_omitted, language=_omitted)
 )
 _converter.register_unstructure_hook(
     Transcript, make_dict_unstructure_fn(Transcript, _converter, speakers=_omitted)

@@ -15,7 +15,7 @@ import attrs
 from attrs import field, frozen
 
 from .errors import InvalidOptionsError, UnsupportedLanguageError
-from .languages import LANGUAGE_CODES
+from .languages import LANGUAGE_CODES, language_code
 
 #: The model used when none is named: English ``tiny.en``, carried by a core dependency.
 #: Chosen in ``bench/models.py``: about 3x faster than ``base`` on a 2-core CPU at a similar
@@ -68,9 +68,30 @@ def _check_language(_: Any, attribute: attrs.Attribute[Any], value: str | None) 
     if value is not None and value not in LANGUAGE_CODES:
         raise UnsupportedLanguageError(
             f"Unknown language code {value!r}.",
-            hint="Use a two-letter code such as 'en', 'fr' or 'es', or leave the language unset "
-            "to detect it.",
+            hint="Use a code such as 'en', 'fr' or 'es', or a name such as 'German', or leave "
+            "the language unset to detect it.",
         )
+
+
+def _to_language(value: Any) -> Any:
+    """A language name (``German``) becomes its code (``de``), as whisper's CLI takes both."""
+    return (language_code(value) or value) if isinstance(value, str) else value
+
+
+def _to_languages(value: Any) -> tuple[str, ...]:
+    """``["de", "French"]`` or ``"de,fr"`` as codes, in order, without repeats."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    codes = [_to_language(str(item).strip()) for item in items if str(item).strip()]
+    return tuple(dict.fromkeys(codes))
+
+
+def _check_languages(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for code in value:
+        try:
+            _check_language(_, attribute, code)
+        except UnsupportedLanguageError as error:
+            error.field = attribute.name  # type: ignore[attr-defined]  # the option at fault
+            raise
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -89,6 +110,11 @@ def _check_compute_type(_: Any, attribute: attrs.Attribute[Any], value: str) -> 
             f"Unknown compute type {value!r}.",
             hint=f"Choose one of: {', '.join(sorted(COMPUTE_TYPES))}.",
         )
+
+
+def _probability(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise InvalidOptionsError(f"{attribute.name} must be between 0 and 1, not {value}.")
 
 
 def _check_temperature(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -135,7 +161,14 @@ class TranscribeOptions:
     """Every knob of one transcription. Invalid values raise :class:`InvalidOptionsError`."""
 
     model: str = DEFAULT_MODEL
-    language: str | None = field(default=None, validator=_check_language)
+    language: str | None = field(default=None, converter=_to_language, validator=_check_language)
+    #: Detection picks among these languages only (empty: any); see docs/library.md.
+    languages: tuple[str, ...] = field(
+        default=(), converter=_to_languages, validator=_check_languages
+    )
+    #: Detect the language again for every 30 seconds decoded (faster-whisper's
+    #: ``multilingual``), for recordings that switch language; segments say theirs.
+    multilingual: bool = False
     task: Task = field(default=Task.TRANSCRIBE, converter=_to_task)
     word_timestamps: bool = False
     vad_filter: bool = False
@@ -143,6 +176,19 @@ class TranscribeOptions:
     #: ``None`` keeps whisper's fallback schedule (0.0, 0.2, ... 1.0 on failed decodes).
     temperature: float | None = field(default=None, validator=_check_temperature)
     initial_prompt: str | None = None
+    #: faster-whisper's hallucination guards, with its meaning and defaults: a decode whose
+    #: text compresses more than this (gzip) is retried hotter...
+    compression_ratio_threshold: float | None = field(default=2.4, validator=_positive)
+    #: ... as is one whose average token log probability is below this; ...
+    log_prob_threshold: float | None = -1.0
+    #: ... a window is silent when its no-speech probability is above this and the decode
+    #: failed ``log_prob_threshold``; ...
+    no_speech_threshold: float | None = field(default=0.6, validator=_probability)
+    #: ... each window is primed with the text before it (off: loops cannot carry over); ...
+    condition_on_previous_text: bool = True
+    #: ... and with word timestamps, silences longer than this around a doubtful segment
+    #: are skipped as likely hallucinations (``None``: off).
+    hallucination_silence_threshold: float | None = field(default=None, validator=_positive)
     clip_start: float | None = field(default=None, validator=_not_negative)
     clip_end: float | None = field(default=None, validator=_positive)
     device: Device = field(default=Device.AUTO, converter=_to_device)
@@ -162,6 +208,7 @@ class TranscribeOptions:
         if not self.model.strip():
             raise InvalidOptionsError("The model name is empty.", hint="Run `cesar models`.")
         _check_speaker_counts(self)
+        _check_language_choice(self)
         if (
             self.clip_start is not None
             and self.clip_end is not None
@@ -170,6 +217,26 @@ class TranscribeOptions:
             raise InvalidOptionsError(
                 f"clip_end ({self.clip_end}) must be after clip_start ({self.clip_start})."
             )
+
+
+def _check_language_choice(options: TranscribeOptions) -> None:
+    chosen = options.language
+    if chosen is not None and options.languages and chosen not in options.languages:
+        raise InvalidOptionsError(
+            f"language {chosen!r} is not one of languages ({', '.join(options.languages)}).",
+            hint="Give either the language or the languages to choose from.",
+        )
+    if options.multilingual and options.batched:
+        raise InvalidOptionsError(
+            "multilingual (a language per segment) does not work with batched decoding yet.",
+            hint="Leave batched off for recordings that switch language.",
+        )
+    if options.hallucination_silence_threshold is not None and not options.word_timestamps:
+        raise InvalidOptionsError(
+            "hallucination_silence_threshold needs word timestamps: faster-whisper finds "
+            "the silences from the words' times.",
+            hint="Turn word_timestamps on as well (--word-timestamps).",
+        )
 
 
 def _check_speaker_counts(options: TranscribeOptions) -> None:
@@ -217,6 +284,35 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     speaker: str | None = None
+    #: How well gzip compresses the text: whisper retries a decode above 2.4 (a loop).
+    compression_ratio: float = 0.0
+    #: The sampling temperature of the decode kept (above 0 after whisper's fallback).
+    temperature: float | None = None
+    #: The model's token ids of the text, and the 30-second window it was decoded in (in
+    #: 10 ms frames from the start of the audio), as whisper and OpenAI report them.
+    tokens: tuple[int, ...] = ()
+    seek: int = 0
+    #: The language the segment was decoded as (detected per segment with ``multilingual``).
+    language: str | None = None
+    #: What the engine doubts of this segment (see :data:`SEGMENT_FLAGS`); empty when none.
+    flags: tuple[str, ...] = ()
+
+
+#: Why a segment may be doubtful: its ``flags``.
+SEGMENT_FLAGS = {
+    "low_logprob": "the average log probability is below log_prob_threshold",
+    "high_compression": "the text compresses more than compression_ratio_threshold (a loop)",
+    "no_speech": "the model thinks the window holds no speech (above no_speech_threshold)",
+    "repetition": "a phrase or segment repeated in a loop was collapsed into one",
+}
+
+
+@frozen(kw_only=True)
+class LanguageScore:
+    """A language the audio may be in, and how likely the model finds it."""
+
+    language: str
+    probability: float
 
 
 @frozen(kw_only=True)
@@ -262,6 +358,8 @@ class Transcript:
     warnings: tuple[str, ...] = ()
     #: Who speaks, in order of first appearance; empty unless speakers were asked for.
     speakers: tuple[Speaker, ...] = ()
+    #: The likeliest languages when it was detected, likeliest first (``language`` first).
+    top_languages: tuple[LanguageScore, ...] = ()
 
     @property
     def words(self) -> tuple[Word, ...]:

@@ -137,13 +137,18 @@ async def check_model(options: TranscribeOptions, state: Runtime) -> None:
         location = await asyncio.to_thread(state.resolver.resolve, name)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(exc.message, hint=MODELS_HINT) from None
-    wants_other = options.language not in (None, "en") or options.task is Task.TRANSLATE
+    foreign = sorted(set(options.languages) - {"en"})
+    wants_other = (
+        options.language not in (None, "en") or options.task is Task.TRANSLATE or bool(foreign)
+    )
     if location.multilingual is False and wants_other:
         multilingual = sorted(
             {loc.name for loc in listed if loc.multilingual and loc.path is not None}
         )
         asked = (
-            "translation" if options.task is Task.TRANSLATE else f"language {options.language!r}"
+            "translation"
+            if options.task is Task.TRANSLATE
+            else f"language {options.language or foreign[0]!r}"
         )
         others = f"one of: {', '.join(multilingual)}" if multilingual else "a multilingual model"
         raise UnsupportedLanguageError(

@@ -61,6 +61,21 @@ class TranscribeFields(BaseModel):
         default=None, max_length=20, pattern=PLAIN_TEXT, description="ISO code; default: detected."
     )
     task: Task = Field(default=Task.TRANSCRIBE, description="transcribe or translate (to English).")
+    languages: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Detect among these only: codes or names (form: comma-separated).",
+    )
+    multilingual: bool = Field(
+        default=False, description="Detect the language again every 30 s (code-switching)."
+    )
+    compression_ratio_threshold: float | None = Field(default=2.4, gt=0)
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = Field(default=0.6, ge=0, le=1)
+    condition_on_previous_text: bool = True
+    hallucination_silence_threshold: float | None = Field(
+        default=None, gt=0, description="Seconds; needs word_timestamps."
+    )
     word_timestamps: bool = False
     vad_filter: bool = False
     beam_size: int = Field(default=5, ge=1, description="At most max_beam_size (10).")
@@ -112,6 +127,14 @@ class TranscribeFields(BaseModel):
     def _empty_is_unset(cls, value: Any) -> Any:
         """An empty form field means "not given", as browsers and curl send it."""
         return None if value == "" else value
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _language_list(cls, value: Any) -> Any:
+        """A form sends ``de,fr,it`` (or the field repeated); JSON sends a list."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -193,6 +216,20 @@ class SegmentOut(BaseModel):
     no_speech_prob: float
     words: list[WordOut] = Field(default_factory=list)
     speaker: str | None = None
+    compression_ratio: float = 0.0
+    temperature: float | None = None
+    tokens: list[int] = Field(default_factory=list)
+    seek: int = Field(default=0, description="The 30 s window decoded, in 10 ms frames.")
+    language: str | None = Field(default=None, description="The language it was decoded as.")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Doubts: low_logprob, high_compression, no_speech, repetition.",
+    )
+
+
+class LanguageOut(BaseModel):
+    language: str
+    probability: float
 
 
 class SourceOut(BaseModel):
@@ -236,6 +273,9 @@ class JobOut(BaseModel):
     text: str | None = None
     language: str | None = None
     language_probability: float | None = None
+    top_languages: list[LanguageOut] | None = Field(
+        default=None, description="The likeliest languages, when detected."
+    )
     duration: float | None = Field(default=None, description="Seconds of audio transcribed.")
     model: str | None = None
     segments: list[SegmentOut] | None = Field(
@@ -308,6 +348,7 @@ def job_out(job: Job) -> JobOut:
             text=result.text,
             language=result.language,
             language_probability=result.language_probability,
+            top_languages=transcript["top_languages"],
             duration=result.duration,
             model=result.model,
             segments=transcript["segments"],

@@ -80,7 +80,10 @@ def to_json(transcript: Transcript) -> str:
 
 def to_tsv(transcript: Transcript) -> str:
     """``start``, ``end`` (integer milliseconds, as whisper writes them) and ``text``; a
-    ``speaker`` column (names as given) when the transcript has speakers."""
+    ``speaker`` column (names as given) when the transcript has speakers. With word
+    timestamps, a row per word instead (see :func:`_word_tsv`)."""
+    if transcript.words:
+        return _word_tsv(transcript)
     if transcript.speakers:
         labels = transcript.speaker_labels()
         return "start\tend\tspeaker\ttext\n" + "".join(
@@ -95,6 +98,28 @@ def to_tsv(transcript: Transcript) -> str:
         for s in transcript.segments
         if s.text
     )
+    return "".join(rows)
+
+
+def _word_tsv(transcript: Transcript) -> str:
+    """A row per word: ``start``, ``end`` (milliseconds), the ``segment`` id it belongs to,
+    ``speaker`` when there are speakers, the ``word`` and its ``probability`` (0 to 1)."""
+    labels = transcript.speaker_labels() if transcript.speakers else None
+    rows = [
+        "start\tend\tsegment\t"
+        + ("speaker\t" if labels is not None else "")
+        + "word\tprobability\n"
+    ]
+    for segment in transcript.segments:
+        for w in segment.words:
+            if not w.word.strip():
+                continue
+            who = w.speaker or segment.speaker or ""
+            speaker = "" if labels is None else f"{_one_line(labels.get(who, who))}\t"
+            rows.append(
+                f"{round(w.start * 1000)}\t{round(w.end * 1000)}\t{segment.id}\t{speaker}"
+                f"{_one_line(w.word)}\t{w.probability:.4f}\n"
+            )
     return "".join(rows)
 
 

@@ -27,6 +27,7 @@ from ..transcript import (
 from . import windows
 from .audio import SAMPLE_RATE, AudioStream
 from .cache import ModelCache
+from .confidence import review
 from .models import ModelResolver
 from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
@@ -139,11 +140,13 @@ class WhisperTranscriber:
             warnings = (f"No speech was recognised in {stream.name}.",)
         for message in warnings:
             logger.warning(message)
+        segments = review(run.segments, options)
         return Transcript(
-            text=" ".join(segment.text for segment in run.segments if segment.text),
-            segments=tuple(run.segments),
+            text=" ".join(segment.text for segment in segments if segment.text),
+            segments=segments,
             language=run.language or options.language or "en",
             language_probability=run.language_probability,
+            top_languages=run.top_languages,
             duration=stream.samples / SAMPLE_RATE,
             model=location.name,
             task=options.task,
@@ -175,9 +178,12 @@ def _dbfs(peak: float) -> str:
 def _check_language(options: TranscribeOptions, multilingual: bool | None, name: str) -> None:
     if multilingual is not False:
         return
-    if options.language not in (None, "en") or options.task is Task.TRANSLATE:
+    others = set(options.languages) - {"en"}
+    if options.language not in (None, "en") or options.task is Task.TRANSLATE or others:
         asked = (
-            "translation" if options.task is Task.TRANSLATE else f"language {options.language!r}"
+            "translation"
+            if options.task is Task.TRANSLATE
+            else f"language {options.language or sorted(others)[0]!r}"
         )
         raise UnsupportedLanguageError(
             f"Model {name!r} understands English only, so it cannot do {asked}.",

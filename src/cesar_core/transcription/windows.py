@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..protocols import ProgressCallback, SegmentsCallback
-from ..transcript import Segment, TranscribeOptions, Word
+from ..transcript import LanguageScore, Segment, TranscribeOptions, Word
 from .audio import SAMPLE_RATE
+from .confidence import LanguageWatch, top_languages
 
 #: Audio whose loudest sample is below this (-60 dBFS) is treated as silence.
 SILENCE_PEAK = 10 ** (-60 / 20)
@@ -73,6 +74,9 @@ class WindowedRun:
         self._offset = offset
         self._reported = 0.0
         self._detected: tuple[str, float] = ("en", 0.0)
+        #: The likeliest languages of the window the language was detected in.
+        self.top_languages: tuple[LanguageScore, ...] = ()
+        self._top: tuple[LanguageScore, ...] = ()
         self._window = round(WINDOW_S * SAMPLE_RATE)
 
     def feed(self, block: npt.NDArray[np.float32]) -> None:
@@ -93,19 +97,23 @@ class WindowedRun:
         if float(np.max(np.abs(samples))) >= SILENCE_PEAK:
             before = len(self.segments)
             span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
-            for raw in self._segments(samples):
-                self.segments.append(_segment(raw, len(self.segments), span))
+            for raw, language in self._segments(samples):
+                self.segments.append(_segment(raw, len(self.segments), span, language))
                 if self.on_segments is not None:
                     self.on_segments(self.segments[-1:])
             if self.language is None and len(self.segments) > before:
                 # Detected on a window that held speech: keep it for the rest of the audio.
                 self.language = self._detected[0]
                 self.language_probability = self._detected[1]
+                self.top_languages = self._top
         self._buffer = self._buffer[length:]
         self._buffer_start += length / SAMPLE_RATE
 
-    def _segments(self, samples: npt.NDArray[np.float32]) -> Iterator[Any]:
+    def _segments(self, samples: npt.NDArray[np.float32]) -> Iterator[tuple[Any, str]]:
+        """faster-whisper's segments of ``samples``, each with the language it was decoded
+        as (see :class:`~.confidence.LanguageWatch`)."""
         options = self.options
+        watch = LanguageWatch(self.model, options.languages)
         kwargs: dict[str, Any] = {
             "language": self.language,
             "task": options.task.value,
@@ -116,6 +124,12 @@ class WindowedRun:
             "initial_prompt": options.initial_prompt,
             "word_timestamps": options.word_timestamps,
             "vad_filter": options.vad_filter,
+            "multilingual": options.multilingual,
+            "condition_on_previous_text": options.condition_on_previous_text,
+            "compression_ratio_threshold": options.compression_ratio_threshold,
+            "log_prob_threshold": options.log_prob_threshold,
+            "no_speech_threshold": options.no_speech_threshold,
+            "hallucination_silence_threshold": options.hallucination_silence_threshold,
         }
         if options.batched:
             from faster_whisper import BatchedInferencePipeline
@@ -123,15 +137,16 @@ class WindowedRun:
             if not options.vad_filter:
                 # Always clips, even for one: faster-whisper refuses exactly 30 s without.
                 kwargs["clip_timestamps"] = _clips(samples)
-            segments, info = BatchedInferencePipeline(self.model).transcribe(
+            segments, info = BatchedInferencePipeline(watch.model).transcribe(
                 samples, batch_size=options.batch_size, **kwargs
             )
         else:
-            segments, info = self.model.transcribe(samples, **kwargs)
+            segments, info = watch.model.transcribe(samples, **kwargs)
         self._detected = (info.language, round(float(info.language_probability), 4))
+        self._top = top_languages(info.all_language_probs)
         for segment in segments:
             self._report(self._buffer_start - self._offset + float(segment.end))
-            yield segment
+            yield segment, (watch.last if options.multilingual else None) or info.language
 
     def _report(self, done: float) -> None:
         if not self.progress or not self.total:
@@ -153,7 +168,7 @@ class _ProgressAborted(Exception):
         self.error = error
 
 
-def _segment(raw: Any, index: int, span: tuple[float, float]) -> Segment:
+def _segment(raw: Any, index: int, span: tuple[float, float], language: str) -> Segment:
     """Our :class:`Segment` from faster-whisper's, moved onto the file's timeline and kept
     inside ``span``, the window it was heard in (start and end on that timeline).
 
@@ -182,6 +197,11 @@ def _segment(raw: Any, index: int, span: tuple[float, float]) -> Segment:
         words=words,
         avg_logprob=round(float(raw.avg_logprob), 4),
         no_speech_prob=round(float(raw.no_speech_prob), 4),
+        compression_ratio=round(float(raw.compression_ratio), 4),
+        temperature=None if raw.temperature is None else float(raw.temperature),
+        tokens=tuple(int(token) for token in raw.tokens),
+        seek=round(offset * 100) + int(raw.seek),
+        language=language,
     )
 
 

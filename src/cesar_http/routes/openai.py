@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Annotated, Any
 
@@ -40,6 +41,16 @@ OPENAI_MODEL = "whisper-1"
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 #: Cesar's speaker options, taken as extra form fields under their own names.
 SPEAKER_FIELDS = ("diarize", "num_speakers", "min_speakers", "max_speakers")
+#: Cesar's language and hallucination-guard options, taken as extra form fields too.
+DECODING_FIELDS = (
+    "languages",
+    "multilingual",
+    "condition_on_previous_text",
+    "compression_ratio_threshold",
+    "log_prob_threshold",
+    "no_speech_threshold",
+    "hallucination_silence_threshold",
+)
 #: OpenAI's form fields and the Cesar option each one sets.
 _OPTION_OF = {"model": "model", "language": "language", "prompt": "initial_prompt"}
 
@@ -66,6 +77,13 @@ _FIELDS = {
     **{
         name: {"type": "integer", "minimum": 1, "description": "Cesar: speaker count"}
         for name in SPEAKER_FIELDS[1:]
+    },
+    "languages": {"type": "string", "description": "Cesar: detect among these (de,fr,it)"},
+    "multilingual": {"type": "boolean", "description": "Cesar: a language per segment"},
+    "condition_on_previous_text": {"type": "boolean", "description": "Cesar (faster-whisper)"},
+    **{
+        name: {"type": "number", "description": "Cesar: faster-whisper's guard"}
+        for name in DECODING_FIELDS[3:]
     },
     **{  # Cesar's own: shape srt and vtt cues (see docs/subtitles.md)
         name: {"type": "string", "description": "Cesar subtitle option (srt and vtt)"}
@@ -176,6 +194,7 @@ def _fields(
     if fields.get("temperature"):
         values["temperature"] = fields["temperature"]
     values.update({name: fields[name] for name in SPEAKER_FIELDS if fields.get(name)})
+    values.update({name: fields[name] for name in DECODING_FIELDS if fields.get(name)})
     try:
         return TranscribeFields.model_validate(
             {**values, "task": task, "word_timestamps": words or "word" in granularities}
@@ -220,7 +239,7 @@ def _answer(
         return job_error_response(job.error, job.state.value)
     result = job.result
     if response_format == "json":
-        return JSONResponse({"text": result.text})
+        return JSONResponse({"text": result.text, "usage": _usage(result)})
     if response_format == "text":
         return PlainTextResponse(result.text)
     if response_format in ("srt", "vtt"):
@@ -266,8 +285,16 @@ def _letters(number: int) -> str:
     return name
 
 
+def _usage(result: Transcript) -> dict[str, Any]:
+    """What the request used, as OpenAI reports it for whisper-1: the seconds of audio,
+    rounded up to whole seconds as it bills them."""
+    return {"type": "duration", "seconds": math.ceil(result.duration)}
+
+
 def _verbose(result: Transcript, granularities: set[str]) -> dict[str, Any]:
-    """OpenAI's ``verbose_json``: segments always, words when asked for."""
+    """OpenAI's ``verbose_json``: segments always (with the decode's own tokens,
+    temperature and compression ratio, and Cesar's ``language`` of each), words when asked
+    for, and ``usage`` in seconds of audio as OpenAI reports it."""
     body: dict[str, Any] = {
         "task": result.task.value,
         "language": result.language,
@@ -276,18 +303,20 @@ def _verbose(result: Transcript, granularities: set[str]) -> dict[str, Any]:
         "segments": [
             {
                 "id": segment.id,
-                "seek": 0,
+                "seek": segment.seek,
                 "start": segment.start,
                 "end": segment.end,
                 "text": segment.text,
-                "tokens": [],
-                "temperature": 0.0,
+                "tokens": list(segment.tokens),
+                "temperature": segment.temperature or 0.0,
                 "avg_logprob": segment.avg_logprob,
-                "compression_ratio": 0.0,
+                "compression_ratio": segment.compression_ratio,
                 "no_speech_prob": segment.no_speech_prob,
+                "language": segment.language or result.language,
             }
             for segment in result.segments
         ],
+        "usage": _usage(result),
     }
     if "word" in granularities:
         body["words"] = [
