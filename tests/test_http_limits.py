@@ -331,6 +331,8 @@ def test_a_wait_with_no_worker_times_out_and_cancels_its_job(
     error(waited, 504, "timeout")
     newest = jobs(client)[0]
     assert newest["status"] == "cancelled"
+    # keep_audio (the default) keeps the audio with its job until the job is deleted.
+    assert client.delete(f"/jobs/{newest['id']}").status_code == 204
     assert audio_left(root) == []
 
 
