@@ -155,6 +155,26 @@ def test_jobs_that_cannot_share_run_alone_and_are_not_held(
     asyncio.run(scenario())
 
 
+def test_a_lone_job_on_an_idle_worker_does_not_wait_for_company(
+    tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    """Company is only waited for while jobs keep coming: a lone request starts at once."""
+
+    async def scenario() -> None:
+        service = await open_service(tmp_path)
+        job, _ = await service.submit_file(CLIPS[0], options=OPTIONS)
+        patient = attrs.evolve(PACKED, pack_wait_seconds=60.0)
+        worker = Worker(service.store, service.storage, transcriber, patient)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await worker.run(until_idle=True)
+        assert loop.time() - started < 30
+        assert (await service.get(job.id)).state is JobState.COMPLETED
+        await service.close()
+
+    asyncio.run(scenario())
+
+
 def _word(start: float, end: float, text: str) -> Word:
     return Word(start=start, end=end, word=text, probability=0.9)
 

@@ -1,20 +1,25 @@
 """Short jobs share the model's 30-second windows: a worker slot's way of running them.
 
 A slot that claims a short job asks the store for company (a
-:class:`~cesar_core.protocols.BatchClaimingStore`), waiting at most ``wait_seconds`` when
-none is there yet, and hands back at once what cannot share with it. The jobs that can are
-read and laid end to end with silence between them (:mod:`cesar_core.pack_layout`), each
-window is transcribed in one call of the unchanged transcriber, and the result is split
-back: each job gets its own text, segments and words on its own timeline, and completes,
-fails or is cancelled on its own, under its own lease. A job that cannot be read, is too
-long, or whose words the split cannot place with certainty runs alone, exactly as without
-packing (measured in bench/throughput.py and docs/performance.md).
+:class:`~cesar_core.protocols.BatchClaimingStore`) and hands back at once what cannot share
+with it. While jobs keep coming (the worker started another less than :data:`BUSY_SECONDS`
+ago) and none is queued yet, it waits at most ``wait_seconds`` for company; a job that
+reaches an idle worker never waits, so a lone request is as fast as without packing.
+
+The jobs that share are read and laid end to end with silence between them
+(:mod:`cesar_core.pack_layout`), each window is transcribed in one call of the unchanged
+transcriber, and the result is split back: each job gets its own text, segments and words
+on its own timeline, and completes, fails or is cancelled on its own, under its own lease.
+A job that cannot be read, is too long, or whose words the split cannot place with
+certainty runs alone, exactly as without packing (measured in bench/throughput.py and
+docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -30,6 +35,10 @@ from .transcript import TranscribeOptions, Transcript
 from .transcription.audio import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
+
+#: A worker that started a job less than this many seconds before is in a burst of jobs,
+#: where waiting a moment for company pays; outside one, a short job starts at once.
+BUSY_SECONDS = 2.0
 
 
 class _Running(Protocol):
@@ -111,12 +120,15 @@ class Packer:
         self.gap_seconds = gap_seconds
         #: Jobs completed from a shared window (the rest of ``host.completed`` ran alone).
         self.packed = 0
+        self._last_start = -math.inf
 
     async def run(self, first: Job) -> Job | None:
         """Run ``first``, with company when it can share; return the job the slot runs
         next (claimed along with a completion), if any."""
+        now = asyncio.get_running_loop().time()
+        busy, self._last_start = now - self._last_start < BUSY_SECONDS, now
         key = layout.share_key(first)
-        company = await self._company(key) if key is not None else []
+        company = await self._company(key, busy) if key is not None else []
         if key is None or not company:
             return await self.host._run(first)
         members = [self._track(job) for job in (first, *company)]
@@ -146,14 +158,14 @@ class Packer:
             await self.host._hand_back(job)
         return following[0] if following else None
 
-    async def _company(self, key: TranscribeOptions) -> list[Job]:
-        """Jobs claimed to share a window with one whose sharing key is ``key``; the others
-        claimed with them go back to the queue at once."""
+    async def _company(self, key: TranscribeOptions, busy: bool) -> list[Job]:
+        """Jobs claimed to share a window with one whose sharing key is ``key`` (waiting for
+        them when ``busy``); the others claimed with them go back to the queue at once."""
         host = self.host
         limit = self.max_clips - 1
         try:
             jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
-            if not jobs and self.wait_seconds > 0:
+            if not jobs and busy and self.wait_seconds > 0:
                 await asyncio.sleep(self.wait_seconds)
                 jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
         except Exception:
