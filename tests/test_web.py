@@ -7,10 +7,13 @@ of the page test leaves a screenshot in the test's temporary directory (its path
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -42,7 +45,12 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
     shots.mkdir()
     with serving(tmp_path / "data", CESAR_WORKERS="1") as url, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page(viewport={"width": 1100, "height": 700}, accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1100, "height": 700},
+            accept_downloads=True,
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        page = context.new_page()
         requested: list[str] = []
         failures: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
@@ -84,6 +92,10 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         assert subtitles
         assert "lazy dog" in " ".join(s.content for s in subtitles).lower()
         assert subtitles[0].start.total_seconds() < start < subtitles[-1].end.total_seconds()
+
+        page.get_by_role("button", name="Copy text").click()
+        sync_api.expect(page.locator("#copied")).to_have_text("Copied.")
+        assert "lazy dog" in page.evaluate("navigator.clipboard.readText()").lower()
 
         # Each segment once, however the live events and the result overlapped.
         job_id = page.url.rsplit("/", 1)[1]
@@ -221,3 +233,24 @@ def test_the_wheel_carries_the_page(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in WEB_FILES:
         assert f"cesar_http/web/{name}" in names
+
+
+def test_a_url_jobs_download_is_kept_and_served(tmp_path: Path, data: Path) -> None:
+    """A URL's audio, downloaded into storage by the worker, is kept like an upload's."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data))
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        with (
+            serving(tmp_path, CESAR_WORKERS="1", CESAR_ALLOW_PRIVATE_URLS="true") as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
+            audio_url = f"http://127.0.0.1:{files.server_address[1]}/speech_en.opus"
+            job = client.post("/transcribe", json={"url": audio_url}).json()
+            assert wait_for(client, job["id"])["status"] == "completed"
+            served = client.get(f"/jobs/{job['id']}/audio", headers={"Range": "bytes=0-99"})
+            assert served.status_code == 206
+            assert served.content == (data / "speech_en.opus").read_bytes()[:100]
+    finally:
+        files.shutdown()
+        files.server_close()
