@@ -44,9 +44,10 @@ def share_key(job: Job) -> TranscribeOptions | None:
     job never shares).
 
     Jobs share when every option but their clip range and word timestamps is the same, with
-    the language fixed: a job with a prompt, voice detection, batched decoding, speakers or
-    a URL source runs alone, and so does a job without a language on a model that is not
-    English-only (whisper would detect one language for the whole window).
+    the language fixed: a job with a prompt, voice detection, batched decoding, speakers, a
+    language per window or a list of languages to detect among, or a URL source runs alone,
+    and so does a job without a language on a model that is not English-only (whisper
+    would detect one language for the whole window).
     """
     options = job.options
     if (
@@ -55,6 +56,8 @@ def share_key(job: Job) -> TranscribeOptions | None:
         or options.vad_filter
         or options.batched
         or getattr(options, "diarize", None) is not None
+        or getattr(options, "multilingual", False)
+        or getattr(options, "languages", ())
     ):
         return None
     language = options.language
