@@ -208,6 +208,40 @@ def test_page_asks_for_the_key_and_keeps_it_in_the_tab_only(tmp_path: Path, data
         browser.close()
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
+def test_with_a_key_the_page_plays_and_downloads_what_it_fetched(
+    tmp_path: Path, data: Path
+) -> None:
+    """An <audio> element cannot send the key: the page fetches the audio with it instead,
+    and seeking and downloads work the same."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with (
+        serving(tmp_path / "data", CESAR_WORKERS="1", CESAR_API_KEY="s3cret") as url,
+        httpx.Client(base_url=url, headers={"Authorization": "Bearer s3cret"}) as client,
+        sync_api.sync_playwright() as pw,
+    ):
+        files = {"file": ("speech_en.opus", (data / "speech_en.opus").read_bytes())}
+        job = client.post("/transcribe", files=files, data={"word_timestamps": "true"}).json()
+        assert wait_for(client, job["id"])["status"] == "completed"
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{url}/#/jobs/{job['id']}")
+        page.get_by_label("Key").fill("s3cret")
+        page.get_by_label("Key").press("Enter")
+        page.wait_for_function("document.getElementById('audio').readyState >= 1")
+        assert page.evaluate("document.getElementById('audio').src").startswith("blob:")
+        word = page.locator("#transcript .w", has_text="lazy").first
+        word.click()
+        start = float(word.get_attribute("data-start") or "nan")
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('audio').currentTime - {start}) < 0.05"
+        )
+        with page.expect_download() as caught:
+            page.get_by_role("link", name="Download VTT").click()
+        assert Path(caught.value.path()).read_text().startswith("WEBVTT")
+        browser.close()
+
+
 def test_page_and_assets_are_served_without_a_key(tmp_path: Path) -> None:
     """The page holds no data, so it loads without the key and then asks for it; the
     API behind it still refuses requests without the key."""
