@@ -10,7 +10,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 
-from .errors import AudioNotFoundError
+from .errors import AudioError, AudioNotFoundError
 from .fetch import FetchPolicy, download
 from .jobs import Job, SourceKind
 from .protocols import AudioInput, Storage
@@ -43,4 +43,10 @@ async def job_input(
         async with aclosing(download(url, fetch, stop=stop)) as chunks:
             await storage.save(key, chunks, max_bytes=fetch.max_bytes)
     async with storage.local_path(key) as path:
-        yield path
+        try:
+            yield path
+        except AudioError as exc:
+            # Messages name the file they read: the client's name for it, not a server path.
+            if job.source.filename:
+                exc.message = exc.message.replace(str(path), job.source.filename)
+            raise

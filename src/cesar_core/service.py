@@ -132,8 +132,8 @@ class JobService(Following):
         open binary file, or a path. With an ``idempotency_key`` already used, the earlier
         job is returned and the audio just stored is removed again (the store decides,
         atomically, so concurrent submissions with one key still make one job). With
-        ``check_audio``, a file that cannot be decoded is refused now (an
-        :class:`~cesar_core.errors.AudioError`) instead of failing its job later.
+        ``check_audio``, a file that is not audio by its headers is refused now (an
+        :class:`~cesar_core.errors.AudioError`); one cut short fails its job when decoded.
 
         :return: the job, and whether it was created now.
         """
@@ -392,6 +392,6 @@ class JobService(Following):
 
 
 def _check_decodable(audio: Path | io.BytesIO, filename: str | None) -> None:
-    from .transcription.audio import AudioStream
+    from .transcription.audio import probe_audio
 
-    AudioStream(audio, name=filename).close()
+    probe_audio(audio, filename)

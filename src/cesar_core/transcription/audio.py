@@ -68,6 +68,19 @@ def probe_duration(
     return clip_length(declared, start or 0.0, end)
 
 
+def probe_audio(source: AudioInput, name: str | None = None) -> None:
+    """Raise the :class:`AudioError` that :class:`AudioStream` would, as far as the file's
+    headers tell: missing, empty, not media, no audio track.
+
+    This is the check an upload meets before its job is accepted. It reads the container's
+    headers only (about 2 ms for a short clip, against 20-30 ms for the decode near the end
+    that detects truncation), so a burst of uploads is not held up decoding; a file cut
+    short behind a good header fails its job with ``truncated_audio`` when the worker opens
+    it with :class:`AudioStream`, before any transcription.
+    """
+    AudioStream(source, name=name, check_tail=False).close()
+
+
 def _check_path(path: Path) -> None:
     if not path.exists():
         raise AudioNotFoundError(f"{path} does not exist.", hint="Check the path and try again.")
@@ -85,8 +98,9 @@ def _check_path(path: Path) -> None:
 class AudioStream:
     """An audio file decoded block by block, so memory stays flat however long it is.
 
-    Opening checks what can be checked up front (path, container, audio track) and raises
-    the matching :class:`AudioError`. :meth:`blocks` yields float32 samples of the clip
+    Opening checks what can be checked up front (path, container, audio track, and with
+    ``check_tail`` that the announced end decodes) and raises the matching
+    :class:`AudioError`. :meth:`blocks` yields float32 samples of the clip
     ``start``..``end``; once it is exhausted, :meth:`finish` raises if the file turned out
     to be empty or truncated.
     """
@@ -98,6 +112,7 @@ class AudioStream:
         start: float | None = None,
         end: float | None = None,
         name: str | None = None,
+        check_tail: bool = True,
     ) -> None:
         self.name = name or describe(source)
         if isinstance(source, str | Path):
@@ -136,6 +151,8 @@ class AudioStream:
         self.samples = 0
         self._stopped_early = False
         self._error: Exception | None = None
+        if not check_tail:
+            return
         if isinstance(source, str | Path):
             self._check_tail(lambda: str(source))
         elif isinstance(source, io.BytesIO):  # audio held in memory (a small upload)

@@ -1,0 +1,102 @@
+"""What an upload meets at the door: a header probe, not a decode.
+
+A file that is not audio at all (or has no sound) is still refused at once with a 4xx; a
+file cut short behind a good header is accepted, and its job ends with ``truncated_audio``
+(permanent, not retried) when the worker decodes it. Real ``cesar serve`` processes, the
+real model, real truncated files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cesar_core.errors import AudioError, NoAudioStreamError
+from cesar_core.transcription.audio import AudioStream
+
+from .conftest import DATA
+from .http_helpers import serving, wait_for
+
+
+def cut(tmp_path: Path, name: str, keep: float) -> Path:
+    """``name`` of the fixtures with only its first ``keep`` of bytes: the header still
+    announces all of it."""
+    whole = (DATA / name).read_bytes()
+    path = tmp_path / f"cut_{name}"
+    path.write_bytes(whole[: int(len(whole) * keep)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server with its embedded worker; uploads over 100 kB go to file storage."""
+    root = tmp_path_factory.mktemp("door")
+    with (
+        serving(root, CESAR_INLINE_AUDIO_BYTES="100000") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        yield client
+
+
+def post(client: httpx.Client, path: Path) -> httpx.Response:
+    with path.open("rb") as handle:
+        return client.post("/transcribe", files={"file": (path.name, handle)})
+
+
+@pytest.mark.parametrize(
+    ("name", "keep"),
+    [("speech_en.wav", 0.4), ("speech_en.flac", 0.5), ("speech_en.mp3", 0.5)],
+)
+def test_a_truncated_upload_is_accepted_and_its_job_ends_truncated(
+    api: httpx.Client, tmp_path: Path, name: str, keep: float
+) -> None:
+    path = cut(tmp_path, name, keep)
+    accepted = post(api, path)
+    assert accepted.status_code == 202, accepted.text
+    job = wait_for(api, accepted.json()["id"])
+    assert job["status"] == "error", job
+    error = job["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "truncated_audio", error
+    assert f"{path.name} is truncated: it announces" in error["message"]
+    assert "clip_end" in error["message"]  # the hint is part of it
+    assert job["attempts"] == 1  # permanent: not tried again
+
+
+def test_what_is_not_audio_is_still_refused_at_the_door(api: httpx.Client, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio\n" * 50)
+    video = DATA / "video_only.mp4"
+    no_index = cut(tmp_path, "speech_en.m4a", 0.1)  # its index is at the end: cannot open
+    for path, code in (
+        (notes, "invalid_audio"),
+        (video, "no_audio_stream"),
+        (no_index, "invalid_audio"),
+    ):
+        refused = post(api, path)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == code
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    refused = post(api, empty)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "empty_audio"
+
+
+def test_the_probe_reads_headers_only(tmp_path: Path) -> None:
+    """It passes a truncated file (decoding it would not) and refuses what is no audio."""
+    from cesar_core.transcription.audio import probe_audio
+
+    truncated = cut(tmp_path, "speech_en.wav", 0.4)
+    probe_audio(truncated, "cut.wav")
+    probe_audio(io.BytesIO(truncated.read_bytes()), "cut.wav")
+    with pytest.raises(AudioError, match="is truncated"):
+        AudioStream(truncated).close()
+    with pytest.raises(NoAudioStreamError):
+        probe_audio(DATA / "video_only.mp4", "video_only.mp4")
+    with pytest.raises(AudioError, match=r"notes\.txt is not an audio or video file"):
+        probe_audio(io.BytesIO(b"not audio\n" * 50), "notes.txt")
