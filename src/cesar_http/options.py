@@ -10,7 +10,6 @@ option is answered at once with a 4xx instead of becoming a job that fails later
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any
@@ -123,7 +122,7 @@ async def check_model(options: TranscribeOptions, state: Runtime) -> None:
     """The model must be the server's default or a name it lists, and able to do what the
     options ask (an English-only model neither translates nor hears French)."""
     name = options.model
-    listed = await asyncio.to_thread(state.resolver.available)
+    listed = await state.models.available()
     if name != state.settings.model and name not in {location.name for location in listed}:
         # A path is refused like any unknown name, without looking at the file system.
         names = sorted({location.name for location in listed if location.path is not None})
@@ -134,7 +133,7 @@ async def check_model(options: TranscribeOptions, state: Runtime) -> None:
             hint=MODELS_HINT,
         )
     try:
-        location = await asyncio.to_thread(state.resolver.resolve, name)
+        location = await state.models.resolve(name)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(exc.message, hint=MODELS_HINT) from None
     foreign = sorted(set(options.languages) - {"en"})

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from attrs import define
+from attrs import define, field
 from fastapi import HTTPException, Request
 
 from cesar_core import ModelResolver, Settings
 from cesar_core.service import JobService
-from cesar_core.worker import Worker
 
 from .metrics import Metrics
+from .model_listing import ModelListing
 from .multipart import FormError
+
+if TYPE_CHECKING:  # the worker loads PyAV and NumPy, which an API-only node never needs
+    from cesar_core.worker import Worker
 
 
 @define
@@ -30,21 +34,32 @@ class Runtime:
     resolver: ModelResolver
     metrics: Metrics
     worker: Worker | None = None
+    #: What :func:`cesar_http.options.check_model` asks: the resolver's answers, reused.
+    models: ModelListing = field()
+
+    @models.default
+    def _models(self) -> ModelListing:
+        return ModelListing(self.resolver)
 
     async def check_model(self, name: str) -> None:
         """Raise :class:`~cesar_core.errors.ModelNotFoundError` for a model no source has."""
         await asyncio.to_thread(self.resolver.resolve, name)
 
 
-def runtime(request: Request) -> Runtime:
+# The dependencies here are coroutines although they never wait: FastAPI runs a plain
+# function dependency in a worker thread, and under a burst of uploads every request's
+# dependencies queued for those threads (and the GIL) behind the uploads' own work.
+
+
+async def runtime(request: Request) -> Runtime:
     """The app's :class:`Runtime`, for routes (``Depends(runtime)``)."""
     found: Runtime = request.app.state.runtime
     return found
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     """Refuse requests without the configured bearer token (when one is configured)."""
-    key = runtime(request).settings.api_key
+    key = (await runtime(request)).settings.api_key
     if not key:
         return
     given = request.headers.get("authorization", "")
@@ -64,10 +79,10 @@ class UnknownParameterError(FormError):
     code = "unknown_parameter"
 
 
-def only_query(*names: str) -> Callable[[Request], None]:
+def only_query(*names: str) -> Callable[[Request], Awaitable[None]]:
     """A dependency that refuses any query parameter but ``names``."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         unknown = [name for name in request.query_params if name not in names]
         if unknown:
             error = UnknownParameterError(
