@@ -24,6 +24,10 @@ tiny.en, int8, 1 CPU thread, beam 5 everywhere.
   a generator, with its size limit raised to fit. Its resident memory (VmRSS) is sampled
   every 50 ms from before the request to the answer; the baseline is taken after a small
   upload, so that the one-time cost of a first request is not counted as growth.
+
+With ``--burst N`` it runs ``bench/http_burst.py`` (``--uploads N``, the 41 KB clip, polls
+every 10 ms) instead: N short uploads at once to a worker-less server, and GET /jobs/{id}
+meanwhile.
 """
 
 from __future__ import annotations
@@ -312,12 +316,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--burst", type=int, default=0, help="measure N concurrent short uploads instead"
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the speech")
     parser.add_argument("--upload-gib", type=float, default=1.0, help="size of the upload")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--poll-ms", type=float, default=50.0, help="client poll interval")
     parser.add_argument("--out", type=Path, default=Path("bench/results/http.json"))
     args = parser.parse_args()
+    if args.burst:  # the front door under a burst: bench/http_burst.py
+        from bench.http_burst import CLIP, run
+
+        run(args.repeats, args.burst, CLIP, 10.0, args.out or Path("bench/results/burst.json"))
+        return
     every = args.poll_ms / 1000
     work = Path(tempfile.mkdtemp(prefix="cesar-bench-http-"))
     log = work / "serve.log"
