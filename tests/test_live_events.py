@@ -6,6 +6,7 @@ speech (tests/data/long_en.opus), and a real SSE client (httpx-sse).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,6 +22,12 @@ import httpx
 import openai
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
+
+from cesar_core.service import JobService
+from cesar_core.storage.local import LocalStorage
+from cesar_core.stores.memory import MemoryJobStore
+from cesar_core.testing import new_job
+from cesar_core.transcript import Segment, Transcript
 
 from .conftest import REFERENCES, wer
 from .http_helpers import serving
@@ -290,3 +297,64 @@ def test_a_stream_client_that_goes_away_cancels_its_job(tmp_path: Path, data: Pa
         while client.get(f"/jobs/{job['id']}").json()["status"] != "cancelled":
             assert time.monotonic() < deadline, "the job was not cancelled"
             time.sleep(0.1)
+
+
+class CountingStore(MemoryJobStore):
+    """The memory store, counting reads of live segments (only a job's watch makes them)."""
+
+    reads = 0
+
+    async def live_segments(self, job_id: str, after: int = 0) -> list[Segment]:
+        self.reads += 1
+        return await super().live_segments(job_id, after)
+
+
+@pytest.mark.parametrize("followers", [1, 40])
+def test_followers_of_a_job_share_one_reader(tmp_path: Path, followers: int) -> None:
+    """However many follow a job in one process, the store is read as for one; each
+    follower still gets every event. (40 followers reading on their own would read at
+    least 40 times per change.)"""
+
+    async def main() -> tuple[int, list[list[str]]]:
+        store = CountingStore()
+        service = JobService(store, LocalStorage(tmp_path))
+        job, _ = await store.create(new_job())
+        streams = [await service.follow(job.id) for _ in range(followers)]
+
+        async def read(stream: Any) -> list[str]:
+            return [
+                f"{e.event}:{e.data.get('text', e.data.get('status', ''))}" async for e in stream
+            ]
+
+        readers = asyncio.gather(*(read(stream) for stream in streams))
+        await asyncio.sleep(0.05)  # every follower has seen the job queued
+        claimed = await store.claim("w", 30)
+        assert claimed is not None
+        token = claimed.lease.token  # type: ignore[union-attr]
+        for n in range(3):
+            await asyncio.sleep(0.05)
+            await store.publish(job.id, token, [Segment(id=n, start=n, end=n + 1, text=f"s{n}")])
+        await asyncio.sleep(0.05)
+        result = Transcript(
+            text="s0 s1 s2",
+            segments=tuple(Segment(id=n, start=n, end=n + 1, text=f"s{n}") for n in range(3)),
+            language="en",
+            language_probability=1.0,
+            duration=3.0,
+            model="tiny.en",
+        )
+        await store.complete(job.id, token, result)
+        seen = await asyncio.wait_for(readers, 10)
+        return store.reads, seen
+
+    reads, seen = asyncio.run(main())
+    expected = ["status:queued", "progress:", "status:processing", "segment:s0"]
+    for events in seen:
+        assert events[: len(expected)] == expected
+        assert [e for e in events if e.startswith("segment:")] == [
+            "segment:s0",
+            "segment:s1",
+            "segment:s2",
+        ]
+        assert events[-1] == "completed:s0 s1 s2"
+    assert reads <= 8, reads
