@@ -193,3 +193,17 @@ def test_no_source_module_is_longer_than_400_lines() -> None:
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
     ]
     assert long == []
+
+
+def test_an_api_only_server_loads_no_engine() -> None:
+    """``cesar serve --no-worker`` imports the app, not the worker: no faster-whisper,
+    CTranslate2, PyAV, NumPy or torch on a node that only takes requests."""
+    code = (
+        "import sys, cesar_http.app; "
+        "print(','.join(m for m in ('faster_whisper', 'ctranslate2', 'av', 'numpy', 'torch') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

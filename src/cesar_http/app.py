@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,13 +29,15 @@ from cesar_core.housekeeping import Housekeeper, retention_of
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
 from cesar_core.transcription import open_transcriber
-from cesar_core.worker import Worker, WorkerConfig
 
 from .apidocs import add_docs
 from .errors import cesar_error_response, error_response, status_for, validation_response
 from .metrics import Metrics
 from .runtime import Runtime, require_key
 from .web import add_web
+
+if TYPE_CHECKING:
+    from cesar_core.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,10 @@ async def _start(settings: Settings, running: AsyncExitStack) -> Runtime:
     resolver = ModelResolver.from_plugins(manager, settings)
     state = Runtime(settings, service, resolver, metrics)
     if settings.workers > 0:
+        # Imported here, not at the top: the worker brings the audio decoding and packing
+        # code (PyAV, NumPy), which an API-only node (workers = 0) never needs.
+        from cesar_core.worker import Worker, WorkerConfig
+
         worker = Worker(
             service.store,
             service.storage,
