@@ -14,6 +14,7 @@ from cesar_core.ids import check_job_id
 from cesar_core.jobs import Job, JobState
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
+from cesar_core.speakers import rename_speakers
 
 from .options import store_option
 
@@ -121,6 +122,32 @@ def delete(store: str | None, job_id: str) -> None:
     """Delete a job and its files (cancelling it first if it is unfinished)."""
     deleted = _with_service(store, lambda s: s.delete(job_id))
     click.echo(f"{job_id} {'deleted' if deleted else 'was already gone'}")
+
+
+def _names(_: click.Context, __: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    pairs = [item.partition("=") for item in value]
+    bad = [label for label, sign, _ in pairs if not sign or not label]
+    if bad:
+        raise click.BadParameter(
+            f"{bad[0]!r} is not LABEL=NAME; write SPEAKER_00=Alice (or SPEAKER_00= to take "
+            "a name back)."
+        )
+    return {label: name for label, _, name in pairs}
+
+
+@jobs.command()
+@store_option
+@click.argument("job_id", callback=_job_id)
+@click.argument("names", nargs=-1, required=True, metavar="LABEL=NAME...", callback=_names)
+def rename(store: str | None, job_id: str, names: dict[str, str]) -> None:
+    """Name a completed job's speakers: cesar jobs rename ID SPEAKER_00=Alice SPEAKER_01=Bob.
+
+    Every format of the transcript shows the names from then on; LABEL= takes a name back.
+    """
+    job = _with_service(store, lambda s: rename_speakers(s, job_id, names))
+    assert job.result is not None  # a renamed job is completed
+    for number, speaker in enumerate(job.result.speakers, start=1):
+        click.echo(f"{speaker.id}\t{speaker.label(number)}")
 
 
 def _clock(seconds: float) -> str:

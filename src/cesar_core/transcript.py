@@ -374,6 +374,12 @@ class Transcript:
     def renamed(self, names: dict[str, str]) -> Transcript:
         """This transcript with speakers named (``{"SPEAKER_00": "Alice"}``); an empty name
         takes a given name back. Unknown labels are refused: a typo must not pass silently."""
+        for label, name in names.items():
+            if len(name) > 100 or not name.isprintable():
+                raise InvalidOptionsError(
+                    f"The name for {label} must be at most 100 printable characters.",
+                    hint="Give a short plain name, such as 'Alice'.",
+                )
         known = {speaker.id for speaker in self.speakers}
         unknown = sorted(set(names) - known)
         if unknown:

@@ -27,6 +27,7 @@ from cesar_core.errors import (
 from cesar_core.fetch import DownloadRejectedError, UrlRefusedError
 from cesar_core.jobs import JobError
 from cesar_core.service import JobNotFoundError
+from cesar_core.speakers import JobNotCompletedError, ResultsReadOnlyError
 
 from .multipart import FormError
 
@@ -47,6 +48,8 @@ class WaitTimeoutError(CesarError):
 #: The first matching class decides (subclasses before their bases).
 _STATUSES: tuple[tuple[type[CesarError], int], ...] = (
     (JobNotFoundError, 404),
+    (JobNotCompletedError, 409),
+    (ResultsReadOnlyError, 501),
     (UploadTooLargeError, 413),
     (RequestTooLargeError, 413),
     (UrlRefusedError, 400),

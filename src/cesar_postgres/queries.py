@@ -155,6 +155,15 @@ def _time(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+async def replace_result_row(db: Connection, params: dict[str, Any]) -> bool:
+    """Naming speakers: a completed job's transcript replaced, nothing else."""
+    cursor = await db.execute(
+        "UPDATE cesar_jobs SET result = %(result)s WHERE id = %(id)s AND state = 'completed'",
+        params,
+    )
+    return cursor.rowcount == 1
+
+
 def job_of(row: dict[str, Any]) -> Job:
     lease = None
     if row["lease_token"] is not None:

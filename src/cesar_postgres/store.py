@@ -43,6 +43,7 @@ from .queries import (
     ended_by,
     job_of,
     job_returning,
+    replace_result_row,
     select_job,
 )
 from .schema import MIGRATIONS
@@ -327,6 +328,10 @@ class PostgresJobStore(LiveJobs):
             return cursor.rowcount == 1
 
         return await self._db.run(work)
+
+    async def replace_result(self, job_id: str, result: Transcript) -> bool:
+        params = {"id": job_id, "result": Json(to_dict(result))}
+        return await self._db.run(lambda db, _: replace_result_row(db, params))
 
     async def inline_audio(self, job_id: str) -> bytes | None:
         async def work(db: Connection, retried: bool) -> bytes | None:

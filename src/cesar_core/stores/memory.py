@@ -326,6 +326,14 @@ class MemoryJobStore:
             self._jobs[job_id] = evolve(job, webhook=delivery)
             return True
 
+    async def replace_result(self, job_id: str, result: Transcript) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state is not JobState.COMPLETED:
+                return False
+            self._jobs[job_id] = evolve(job, result=result)
+            return True
+
     async def inline_audio(self, job_id: str) -> bytes | None:
         with self._lock:
             return self._audio.get(job_id)

@@ -234,6 +234,10 @@ class SQLiteJobStore:
             sql.changed, "UPDATE jobs SET webhook = ? WHERE id = ?", (sql.dump(delivery), job_id)
         )
 
+    async def replace_result(self, job_id: str, result: Transcript) -> bool:
+        query = "UPDATE jobs SET result = ? WHERE id = ? AND state = 'completed'"
+        return await self._write(sql.changed, query, (sql.dump(result), job_id))
+
     async def cancel(self, job_id: str) -> Job | None:
         return self._told(await self._write(sql.cancel, job_id), job_id)
 

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from cesar_core import render
 from cesar_core.jobs import JobState
+from cesar_core.speakers import rename_speakers
 from cesar_core.transcription.formats import FORMATS, MEDIA_TYPES, SUBTITLE_FORMATS
 from cesar_core.transcription.subtitles import SubtitleOptions, words_are_estimated
 
@@ -140,6 +142,36 @@ async def list_jobs(
     check_cursor(cursor)
     page = await state.service.list(state=status, limit=limit, cursor=cursor)
     return JobPage(jobs=[job_out(job) for job in page.jobs], next_cursor=page.next_cursor)
+
+
+class SpeakerNames(BaseModel):
+    """Names for the speakers of a completed job, by label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speakers: dict[
+        Annotated[str, Field(max_length=40)],
+        Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")],
+    ] = Field(max_length=64, examples=[{"SPEAKER_00": "Alice", "SPEAKER_01": "Bob"}])
+
+
+@router.patch(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="Name a completed job's speakers",
+    responses={
+        404: {"model": ErrorBody, "description": "No job has this id."},
+        409: {"model": ErrorBody, "description": "The job is not completed."},
+        422: {"model": ErrorBody, "description": "A label the transcript does not have."},
+        501: {"model": ErrorBody, "description": "The store cannot change transcripts."},
+    },
+)
+async def name_speakers(
+    job_id: str, names: SpeakerNames, state: Annotated[Runtime, Depends(runtime)]
+) -> JobOut:
+    """``{"speakers": {"SPEAKER_00": "Alice"}}`` names speakers (an empty name takes a name
+    back); the job and every format of its transcript show the names from then on."""
+    return job_out(await rename_speakers(state.service, job_id, names.speakers))
 
 
 @router.delete(
