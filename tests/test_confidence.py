@@ -21,9 +21,16 @@ from cesar_core.errors import InvalidOptionsError, UnsupportedLanguageError
 from cesar_core.languages import LANGUAGE_CODES, LANGUAGE_NAMES, language_code
 from cesar_core.transcript import Segment, TranscribeOptions, Word
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
-from cesar_core.transcription.confidence import review
+from cesar_core.transcription.confidence import LoopGuard, review
 
 from .conftest import DATA, REFERENCES, wer
+
+
+def _reviewed(segments: list[Segment], options: TranscribeOptions) -> tuple[Segment, ...]:
+    """What the engine does: loops collapsed as segments come, then flags."""
+    guard = LoopGuard()
+    kept = [s for s in map(guard.admit, segments) if s is not None]
+    return review(kept, options, guard.ends)
 
 
 def _segment(index: int, text: str, **fields: object) -> Segment:
@@ -90,7 +97,7 @@ def test_a_phrase_said_in_a_loop_is_kept_once_with_its_words() -> None:
         for i, w in enumerate(phrase)
     )
     looped = _segment(0, " ".join(phrase), words=words)
-    [kept] = review([looped], TranscribeOptions())
+    [kept] = _reviewed([looped], TranscribeOptions())
     assert kept.text == "Thank you. Bye."
     assert [w.word.strip() for w in kept.words] == ["Thank", "you.", "Bye."]
     assert kept.flags == ("repetition",)
@@ -98,31 +105,30 @@ def test_a_phrase_said_in_a_loop_is_kept_once_with_its_words() -> None:
 
 def test_speech_that_repeats_a_little_is_left_alone() -> None:
     said = _segment(0, "It is very very good, no no.")
-    assert review([said], TranscribeOptions()) == (said,)
+    assert _reviewed([said], TranscribeOptions()) == (said,)
 
 
 def test_the_same_segment_in_a_loop_is_kept_once_spanning_the_loop() -> None:
     segments = [_segment(0, "Hello.")] + [_segment(i, "Subscribe!") for i in range(1, 6)]
     segments.append(_segment(6, "Goodbye."))
-    kept = review(segments, TranscribeOptions())
-    assert [s.text for s in kept] == ["Hello.", "Subscribe!", "Goodbye."]
-    assert [s.id for s in kept] == [0, 1, 2]
-    assert kept[1].flags == ("repetition",)
-    assert (kept[1].start, kept[1].end) == (2.0, 12.0)
+    kept = _reviewed(segments, TranscribeOptions())
+    assert [s.text for s in kept] == ["Hello.", "Subscribe!", "Subscribe!", "Goodbye."]
+    assert [s.flags for s in kept] == [(), (), ("repetition",), ()]
+    assert (kept[2].start, kept[2].end) == (4.0, 12.0)  # it spans the loop
     twice = [_segment(0, "Yes."), _segment(1, "Yes.")]  # said twice is speech
-    assert [s.flags for s in review(twice, TranscribeOptions())] == [(), ()]
+    assert [s.flags for s in _reviewed(twice, TranscribeOptions())] == [(), ()]
 
 
 def test_segments_failing_the_engines_thresholds_are_flagged() -> None:
     doubtful = _segment(0, "mm", avg_logprob=-1.4, compression_ratio=2.9, no_speech_prob=0.8)
     fine = _segment(1, "Fine.", avg_logprob=-0.2, compression_ratio=1.1, no_speech_prob=0.01)
-    flagged, kept = review([doubtful, fine], TranscribeOptions())
+    flagged, kept = _reviewed([doubtful, fine], TranscribeOptions())
     assert flagged.flags == ("low_logprob", "high_compression", "no_speech")
     assert kept.flags == ()
     lenient = TranscribeOptions(
         log_prob_threshold=None, compression_ratio_threshold=3.0, no_speech_threshold=0.9
     )
-    assert review([doubtful], lenient)[0].flags == ()
+    assert _reviewed([doubtful], lenient)[0].flags == ()
 
 
 # --- real models --------------------------------------------------------------------------

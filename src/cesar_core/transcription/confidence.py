@@ -80,29 +80,54 @@ def top_languages(scores: Iterable[tuple[str, float]] | None) -> tuple[LanguageS
     return tuple(LanguageScore(language=code, probability=round(p, 4)) for code, p in ranked)
 
 
-def review(segments: Iterable[Segment], options: TranscribeOptions) -> tuple[Segment, ...]:
-    """``segments`` with loops collapsed and doubtful ones flagged, renumbered from 0.
+class LoopGuard:
+    """Collapses loops as segments come, so that live segments are the final ones.
+
+    A phrase said :data:`_LOOP_REPEATS` times or more in a row within a segment is kept
+    once. A segment with the same text as the two before it is dropped: the second of them
+    is marked to span it, in :attr:`ends`, for :func:`review` to flag (live segments were
+    sent already, so they are left as they were).
+    """
+
+    def __init__(self) -> None:
+        self._recent: list[Segment] = []
+        #: The segments that stand for a dropped loop, by id, and where the loop ended.
+        self.ends: dict[int, float] = {}
+
+    def admit(self, segment: Segment) -> Segment | None:
+        """``segment`` with its phrase loops collapsed; None when it repeats a loop."""
+        segment = _collapse(segment)
+        recent = self._recent
+        if (
+            segment.text.strip()
+            and len(recent) >= _LOOP_SEGMENTS - 1
+            and all(_same(before.text, segment.text) for before in recent)
+        ):
+            self.ends[recent[-1].id] = segment.end
+            return None
+        self._recent = [*recent, segment][-(_LOOP_SEGMENTS - 1) :]
+        return segment
+
+
+def review(
+    segments: Iterable[Segment], options: TranscribeOptions, ends: dict[int, float] | None = None
+) -> tuple[Segment, ...]:
+    """``segments`` with doubtful ones flagged, and those that stand for a loop (``ends``,
+    from :class:`LoopGuard`) flagged ``repetition`` and spanning it.
 
     A flag is set with faster-whisper's own thresholds (the options'): whisper keeps a
     segment that fails them when every fallback temperature failed too, so these are the
     segments it was least sure of.
     """
-    kept: list[Segment] = []
-    repeats = 0
-    for segment in segments:
-        segment = _collapse(segment)
-        if kept and _same(kept[-1].text, segment.text) and segment.text.strip():
-            repeats += 1
-            if repeats >= _LOOP_SEGMENTS - 1:  # the third in a row: drop it, and the second
-                if repeats == _LOOP_SEGMENTS - 1:
-                    kept.pop()
-                kept[-1] = _flagged(kept[-1], "repetition", end=segment.end)
-                continue
-        else:
-            repeats = 0
-        kept.append(segment)
+    ends = ends or {}
     return tuple(
-        attrs.evolve(_doubts(segment, options), id=number) for number, segment in enumerate(kept)
+        _doubts(
+            _flagged(segment, "repetition", end=ends[segment.id])
+            if segment.id in ends
+            else segment,
+            options,
+        )
+        for segment in segments
     )
 
 

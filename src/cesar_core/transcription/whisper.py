@@ -140,7 +140,7 @@ class WhisperTranscriber:
             warnings = (f"No speech was recognised in {stream.name}.",)
         for message in warnings:
             logger.warning(message)
-        segments = review(run.segments, options)
+        segments = review(run.segments, options, run.loops.ends)
         return Transcript(
             text=" ".join(segment.text for segment in segments if segment.text),
             segments=segments,

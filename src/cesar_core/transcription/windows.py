@@ -17,7 +17,7 @@ import numpy.typing as npt
 from ..protocols import ProgressCallback, SegmentsCallback
 from ..transcript import LanguageScore, Segment, TranscribeOptions, Word
 from .audio import SAMPLE_RATE
-from .confidence import LanguageWatch, top_languages
+from .confidence import LanguageWatch, LoopGuard, top_languages
 
 #: Audio whose loudest sample is below this (-60 dBFS) is treated as silence.
 SILENCE_PEAK = 10 ** (-60 / 20)
@@ -77,6 +77,8 @@ class WindowedRun:
         #: The likeliest languages of the window the language was detected in.
         self.top_languages: tuple[LanguageScore, ...] = ()
         self._top: tuple[LanguageScore, ...] = ()
+        #: Collapses repetition loops before segments are kept or told (live).
+        self.loops = LoopGuard()
         self._window = round(WINDOW_S * SAMPLE_RATE)
 
     def feed(self, block: npt.NDArray[np.float32]) -> None:
@@ -98,7 +100,10 @@ class WindowedRun:
             before = len(self.segments)
             span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
             for raw, language in self._segments(samples):
-                self.segments.append(_segment(raw, len(self.segments), span, language))
+                segment = self.loops.admit(_segment(raw, len(self.segments), span, language))
+                if segment is None:
+                    continue
+                self.segments.append(segment)
                 if self.on_segments is not None:
                     self.on_segments(self.segments[-1:])
             if self.language is None and len(self.segments) > before:
