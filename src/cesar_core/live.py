@@ -49,8 +49,8 @@ POLL_SECONDS = 1.0
 
 
 def _live(segment: Segment) -> Segment:
-    """What is published of a segment: no words, a bounded text."""
-    return evolve(segment, words=(), text=segment.text[:MAX_SEGMENT_TEXT])
+    """What is published of a segment: no words nor tokens, a bounded text."""
+    return evolve(segment, words=(), tokens=(), text=segment.text[:MAX_SEGMENT_TEXT])
 
 
 class LiveSegments:

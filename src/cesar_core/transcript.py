@@ -176,18 +176,11 @@ class TranscribeOptions:
     #: ``None`` keeps whisper's fallback schedule (0.0, 0.2, ... 1.0 on failed decodes).
     temperature: float | None = field(default=None, validator=_check_temperature)
     initial_prompt: str | None = None
-    #: faster-whisper's hallucination guards, with its meaning and defaults: a decode whose
-    #: text compresses more than this (gzip) is retried hotter...
+    #: faster-whisper's hallucination guards, with its meaning and defaults (docs/library.md).
     compression_ratio_threshold: float | None = field(default=2.4, validator=_positive)
-    #: ... as is one whose average token log probability is below this; ...
     log_prob_threshold: float | None = -1.0
-    #: ... a window is silent when its no-speech probability is above this and the decode
-    #: failed ``log_prob_threshold``; ...
     no_speech_threshold: float | None = field(default=0.6, validator=_probability)
-    #: ... each window is primed with the text before it (off: loops cannot carry over); ...
     condition_on_previous_text: bool = True
-    #: ... and with word timestamps, silences longer than this around a doubtful segment
-    #: are skipped as likely hallucinations (``None``: off).
     hallucination_silence_threshold: float | None = field(default=None, validator=_positive)
     clip_start: float | None = field(default=None, validator=_not_negative)
     clip_end: float | None = field(default=None, validator=_positive)
@@ -294,17 +287,9 @@ class Segment:
     seek: int = 0
     #: The language the segment was decoded as (detected per segment with ``multilingual``).
     language: str | None = None
-    #: What the engine doubts of this segment (see :data:`SEGMENT_FLAGS`); empty when none.
+    #: What the engine doubts of it: ``low_logprob``, ``high_compression``, ``no_speech``
+    #: (past the options' thresholds) or ``repetition`` (a loop was collapsed).
     flags: tuple[str, ...] = ()
-
-
-#: Why a segment may be doubtful: its ``flags``.
-SEGMENT_FLAGS = {
-    "low_logprob": "the average log probability is below log_prob_threshold",
-    "high_compression": "the text compresses more than compression_ratio_threshold (a loop)",
-    "no_speech": "the model thinks the window holds no speech (above no_speech_threshold)",
-    "repetition": "a phrase or segment repeated in a loop was collapsed into one",
-}
 
 
 @frozen(kw_only=True)
