@@ -358,3 +358,15 @@ def test_followers_of_a_job_share_one_reader(tmp_path: Path, followers: int) -> 
         ]
         assert events[-1] == "completed:s0 s1 s2"
     assert reads <= 8, reads
+
+
+def test_bad_parameters_of_the_stream_of_all_jobs(tmp_path: Path) -> None:
+    with served_app(tmp_path) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for query, status, code in (
+            ({"limit": "0"}, 422, "invalid_request"),
+            ({"limit": "x"}, 422, "invalid_request"),
+            ({"status": "queued"}, 400, "unknown_parameter"),
+        ):
+            refused = client.get("/jobs/events", params=query)
+            assert refused.status_code == status, refused.text
+            assert refused.json()["error"]["code"] == code
