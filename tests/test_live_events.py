@@ -370,3 +370,17 @@ def test_bad_parameters_of_the_stream_of_all_jobs(tmp_path: Path) -> None:
             refused = client.get("/jobs/events", params=query)
             assert refused.status_code == status, refused.text
             assert refused.json()["error"]["code"] == code
+
+
+def test_an_openai_stream_no_worker_finishes_in_time_ends_in_timeout(
+    tmp_path: Path, data: Path
+) -> None:
+    with served_app(tmp_path, sync_timeout=1.0) as url:
+        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        with (data / "speech_en.opus").open("rb") as audio:
+            stream = sdk.audio.transcriptions.create(model="whisper-1", file=audio, stream=True)
+            with pytest.raises(openai.APIError) as failed:
+                list(stream)
+        (job,) = httpx.get(f"{url}/jobs").json()["jobs"]
+    assert failed.value.body["code"] == "timeout"  # type: ignore[index,call-overload]
+    assert job["status"] == "cancelled"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from ..multipart import FormError
 from ..runtime import Runtime, only_query, runtime
 from ..schemas import ErrorBody
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
 
 #: A comment line is sent on a quiet stream this often, so that proxies keep it open.
@@ -115,28 +117,36 @@ async def job_events(
 async def _openai_events(state: Runtime, job_id: str) -> AsyncIterator[str]:
     """A job's segments as OpenAI's transcription stream: ``transcript.text.delta`` for
     each (the deltas join into the text), then ``transcript.text.done``; a job that fails
-    sends OpenAI's ``{"error": ...}``, which the SDK raises. A client that goes away
-    cancels the job, as the synchronous answer does."""
+    sends OpenAI's ``{"error": ...}``, which the SDK raises. A client that goes away, or a
+    job not finished within ``sync_timeout``, cancels the job, as the synchronous answer
+    does."""
     done = False
+    timeout = state.settings.sync_timeout
     try:
         sent = 0
-        async for event in await state.service.follow(job_id):
-            if event.event == "segment":
-                text = str(event.data["text"])
-                delta = text if sent == 0 or not text else " " + text
-                sent += 1 if text else 0
-                yield _json({"type": "transcript.text.delta", "delta": delta})
-            elif event.event == "completed":
-                yield _json({"type": "transcript.text.done", "text": event.data.get("text", "")})
-            elif event.event in ("error", "cancelled"):
-                error = event.data.get("error") or {
-                    "code": "job_cancelled",
-                    "message": "The job was cancelled before it completed.",
-                }
-                yield _json({"error": {**error, "type": "server_error"}})
+        async with asyncio.timeout(timeout):
+            async for event in await state.service.follow(job_id):
+                if event.event == "segment":
+                    text = str(event.data["text"])
+                    delta = text if sent == 0 or not text else " " + text
+                    sent += 1 if text else 0
+                    yield _json({"type": "transcript.text.delta", "delta": delta})
+                elif event.event == "completed":
+                    text = event.data.get("text", "")
+                    yield _json({"type": "transcript.text.done", "text": text})
+                elif event.event in ("error", "cancelled"):
+                    error = event.data.get("error") or {
+                        "code": "job_cancelled",
+                        "message": "The job was cancelled before it completed.",
+                    }
+                    yield _json({"error": {**error, "type": "server_error"}})
         done = True
+    except TimeoutError:  # as the synchronous answer: nobody waits longer for this job
+        logger.warning("job %s not finished within %g s; cancelled", job_id, timeout)
+        message = f"The job was not finished within {timeout:g} s, so it was cancelled."
+        yield _json({"error": {"code": "timeout", "message": message, "type": "server_error"}})
     finally:
-        if not done:  # the client went away: nobody will read the result
+        if not done:  # timed out, or the client went away: nobody will read the result
             await asyncio.shield(state.service.cancel(job_id))
 
 
