@@ -9,6 +9,7 @@ real model, real truncated files.
 from __future__ import annotations
 
 import io
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from cesar_core.errors import AudioError, NoAudioStreamError
-from cesar_core.transcription.audio import AudioStream
+from cesar_core.transcription.audio import AudioStream, probe_audio
 
 from .conftest import DATA
 from .http_helpers import serving, wait_for
@@ -89,8 +90,6 @@ def test_what_is_not_audio_is_still_refused_at_the_door(api: httpx.Client, tmp_p
 
 def test_the_probe_reads_headers_only(tmp_path: Path) -> None:
     """It passes a truncated file (decoding it would not) and refuses what is no audio."""
-    from cesar_core.transcription.audio import probe_audio
-
     truncated = cut(tmp_path, "speech_en.wav", 0.4)
     probe_audio(truncated, "cut.wav")
     probe_audio(io.BytesIO(truncated.read_bytes()), "cut.wav")
@@ -100,3 +99,32 @@ def test_the_probe_reads_headers_only(tmp_path: Path) -> None:
         probe_audio(DATA / "video_only.mp4", "video_only.mp4")
     with pytest.raises(AudioError, match=r"notes\.txt is not an audio or video file"):
         probe_audio(io.BytesIO(b"not audio\n" * 50), "notes.txt")
+
+
+class CountingReads(io.BytesIO):
+    """Bytes that count how much of them is read."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.read_bytes += len(chunk)
+        return chunk
+
+
+def test_the_probe_does_not_analyse_seconds_of_a_wav() -> None:
+    """FFmpeg's default look at a WAV reads 5 s of it in small packets (20 ms of work); the
+    door's probe stops after a few kilobytes of the stream. (It counts bytes, not time, so
+    that a busy machine cannot make it pass or fail.)"""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(bytes(2 * 16000 * 60))
+    probed = CountingReads(out.getvalue())
+    probe_audio(probed, "minute.wav")
+    opened = CountingReads(out.getvalue())
+    AudioStream(opened, name="minute.wav", check_tail=False).close()
+    assert opened.read_bytes > 2 * 16000 * 5  # what the probe is spared
+    assert probed.read_bytes < opened.read_bytes * 0.6
