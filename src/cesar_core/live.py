@@ -43,6 +43,8 @@ PUBLISH_SECONDS = 0.5
 MAX_SEGMENT_TEXT = 2000
 #: Segments published per job at most; later ones appear with the result.
 MAX_LIVE_SEGMENTS = 20_000
+#: A follower of all jobs lists them at most this often, however fast jobs change.
+LIST_SECONDS = 0.25
 #: How often a follower reads the job when no wake-up comes (another process's writes on
 #: SQLite, a store without :class:`LiveStore`).
 POLL_SECONDS = 1.0
@@ -303,7 +305,9 @@ async def follow_all(
     store: Any, *, limit: int = 100, poll: float = POLL_SECONDS
 ) -> AsyncIterator[LiveEvent]:
     """State changes of the newest ``limit`` jobs, for lists: a ``job`` event (id, status,
-    progress) for each job as first seen, then at each change of its status or progress."""
+    progress) for each job as first seen, then at each change of its status or progress.
+    Changes within :data:`LIST_SECONDS` of each other come together (a worker running many
+    short jobs would otherwise have every follower list the jobs for each)."""
     seen: dict[str, tuple[JobState, int]] = {}
     while True:
         page = await store.list(limit=limit)
@@ -319,6 +323,7 @@ async def follow_all(
         for gone in [job_id for job_id in seen if job_id not in current]:
             del seen[gone]
         await wait_for_change(store, None, poll)
+        await asyncio.sleep(LIST_SECONDS)  # a burst of changes (short jobs) makes one read
 
 
 class Following:
