@@ -13,7 +13,8 @@ language fixed (English) everywhere.
   packing on (its defaults), warmed by one job; every clip is POSTed to /transcribe at once (a
   thread per clip) and GET /jobs polled until all are completed; audio seconds per wall
   second from the first POST to the last completion, WER, and the server's peak RSS.
-  The same with packing off (``CESAR_PACK_MAX_CLIPS=1``), as today's server.
+  The same with packing off (``CESAR_PACK_MAX_CLIPS=1``), as today's server, and with a
+  200 ms wait for company (``CESAR_PACK_WAIT_MS=200``).
 - Latency: one clip submitted alone to an idle server, POST to completed, packing on and off.
 - ``--sweep``: the gap between clips and the clips per window, measured directly on the
   transcriber (no server): speed and WER of each choice against clips transcribed alone.
@@ -261,7 +262,7 @@ def sweep(clips: list[tuple[Path, str]]) -> dict[str, dict[str, float]]:
 
 CONFIGS = {
     "packed, 1 slot": {"CESAR_WORKERS": "1"},
-    "packed without waiting, 1 slot": {"CESAR_WORKERS": "1", "CESAR_PACK_WAIT_MS": "0"},
+    "packed waiting 200 ms, 1 slot": {"CESAR_WORKERS": "1", "CESAR_PACK_WAIT_MS": "200"},
     "unpacked, 1 slot": {"CESAR_WORKERS": "1", "CESAR_PACK_MAX_CLIPS": "1"},
     "packed, 2 slots": {"CESAR_WORKERS": "2"},
     "unpacked, 2 slots": {"CESAR_WORKERS": "2", "CESAR_PACK_MAX_CLIPS": "1"},

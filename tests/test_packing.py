@@ -200,6 +200,18 @@ def test_a_lone_job_on_an_idle_worker_does_not_wait_for_company(
         await worker.run(until_idle=True)
         assert loop.time() - started < 30
         assert (await service.get(job.id)).state is JobState.COMPLETED
+        # Nor does a client's next request, sent as soon as the first is done.
+        worker = Worker(service.store, service.storage, transcriber, patient)
+        running = asyncio.create_task(worker.run())
+        try:
+            for clip in CLIPS[1:3]:
+                started = loop.time()
+                job, _ = await service.submit_file(clip, options=OPTIONS)
+                assert (await service.wait(job.id, timeout=30)).state is JobState.COMPLETED
+                assert loop.time() - started < 30
+        finally:
+            worker.request_stop()
+            await running
         await service.close()
 
     asyncio.run(scenario())

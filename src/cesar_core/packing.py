@@ -2,9 +2,10 @@
 
 A slot that claims a short job asks the store for company (a
 :class:`~cesar_core.protocols.BatchClaimingStore`) and hands back at once what cannot share
-with it. While jobs keep coming (the worker started another less than :data:`BUSY_SECONDS`
-ago) and none is queued yet, it waits at most ``wait_seconds`` for company; a job that
-reaches an idle worker never waits, so a lone request is as fast as without packing.
+with it. In a burst of jobs (the worker found jobs queued behind one it claimed less than
+:data:`BUSY_SECONDS` ago) it waits at most ``wait_seconds`` for company when none is queued
+yet; outside one a job never waits, so a lone request, or a client's requests one after
+another, are as fast as without packing.
 
 The jobs that share are read and laid end to end with silence between them
 (:mod:`cesar_core.pack_layout`), each window is transcribed in one call of the unchanged
@@ -36,8 +37,9 @@ from .transcription.audio import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-#: A worker that started a job less than this many seconds before is in a burst of jobs,
-#: where waiting a moment for company pays; outside one, a short job starts at once.
+#: A worker that found jobs queued behind the one it claimed less than this many seconds
+#: before is in a burst, where waiting a moment for company pays; outside one, a short job
+#: starts at once.
 BUSY_SECONDS = 2.0
 
 
@@ -120,15 +122,13 @@ class Packer:
         self.gap_seconds = gap_seconds
         #: Jobs completed from a shared window (the rest of ``host.completed`` ran alone).
         self.packed = 0
-        self._last_start = -math.inf
+        self._burst_until = -math.inf
 
     async def run(self, first: Job) -> Job | None:
         """Run ``first``, with company when it can share; return the job the slot runs
         next (claimed along with a completion), if any."""
-        now = asyncio.get_running_loop().time()
-        busy, self._last_start = now - self._last_start < BUSY_SECONDS, now
         key = layout.share_key(first)
-        company = await self._company(key, busy) if key is not None else []
+        company = await self._company(key) if key is not None else []
         if key is None or not company:
             return await self.host._run(first)
         members = [self._track(job) for job in (first, *company)]
@@ -158,16 +158,19 @@ class Packer:
             await self.host._hand_back(job)
         return following[0] if following else None
 
-    async def _company(self, key: TranscribeOptions, busy: bool) -> list[Job]:
+    async def _company(self, key: TranscribeOptions) -> list[Job]:
         """Jobs claimed to share a window with one whose sharing key is ``key`` (waiting for
-        them when ``busy``); the others claimed with them go back to the queue at once."""
+        them in a burst); the others claimed with them go back to the queue at once."""
         host = self.host
         limit = self.max_clips - 1
+        clock = asyncio.get_running_loop().time
         try:
             jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
-            if not jobs and busy and self.wait_seconds > 0:
+            if not jobs and clock() < self._burst_until and self.wait_seconds > 0:
                 await asyncio.sleep(self.wait_seconds)
                 jobs = await self.store.claim_batch(host.name, host.config.lease_seconds, limit)
+            if jobs:
+                self._burst_until = clock() + BUSY_SECONDS
         except Exception:
             logger.exception("claiming company for a short job failed; it runs alone")
             return []

@@ -201,7 +201,7 @@ class Settings:
     pack_max_clips: int = attrs.field(default=6, converter=int)
     #: How long a lone short job waits for company before it starts, in milliseconds
     #: (``CESAR_PACK_WAIT_MS``), at most 1000.
-    pack_wait_ms: float = attrs.field(default=200.0, converter=float)
+    pack_wait_ms: float = attrs.field(default=0.0, converter=float)
     #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
     max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
     #: Uploads up to this size are kept with their job in the job store instead of in
