@@ -354,29 +354,42 @@ def followed_run(
     return client.get(f"/jobs/{job_id}").json(), polls, segments
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def followers_main(args: argparse.Namespace, work: Path, audio: Path, log: Path) -> None:
     every = args.poll_ms / 1000
     exits: list[int] = []
     running: dict[str, list[float]] = {"alone": [], "followed": []}
     polls_ms: dict[str, list[float]] = {"alone": [], "followed": []}
+    cpu: dict[str, list[float]] = {"alone": [], "followed": [], "clients": []}
     with (
         cesar_serve(work / "served", log, exits) as server,
         httpx.Client(base_url=server.url, timeout=600) as client,
     ):
         http_run(client, WARM_UP, every)  # loads the server's model
         for repeat in range(args.repeats):
+            used = cpu_seconds(server.process.pid)
             alone, polls, _ = followed_run(client, audio, 0, every)
+            cpu["alone"].append(cpu_seconds(server.process.pid) - used)
             running["alone"].append(seconds_between(alone, "started_at", "completed_at"))
             polls_ms["alone"] += polls
+            used, own = cpu_seconds(server.process.pid), cpu_seconds(os.getpid())
             job, polls, segments = followed_run(client, audio, args.followers, every)
+            cpu["followed"].append(cpu_seconds(server.process.pid) - used)
+            cpu["clients"].append(cpu_seconds(os.getpid()) - own)
             assert job["status"] == "completed", job
             assert segments == [len(job["segments"])] * args.followers, segments  # type: ignore[arg-type]
             running["followed"].append(seconds_between(job, "started_at", "completed_at"))
             polls_ms["followed"] += polls
             print(
                 f"repeat {repeat + 1}: alone {running['alone'][-1]:.2f} s, with "
-                f"{args.followers} followers {running['followed'][-1]:.2f} s, "
-                f"{len(polls)} polls",
+                f"{args.followers} followers {running['followed'][-1]:.2f} s; server CPU "
+                f"{cpu['alone'][-1]:.2f} s and {cpu['followed'][-1]:.2f} s (clients "
+                f"{cpu['clients'][-1]:.2f} s); {len(polls)} polls",
                 flush=True,
             )
     alone, followed = summary(running["alone"]), summary(running["followed"])
@@ -394,6 +407,10 @@ def followers_main(args: argparse.Namespace, work: Path, audio: Path, log: Path)
             "followed": {**followed, "runs": running["followed"]},
             "followed_over_alone_median": ratio,
         },
+        # The server's CPU time per job, with and without followers, and the followers' own
+        # (this process's, polling included): on a machine of few cores the clients take
+        # CPU the server would have, which the job's time then shows.
+        "cpu_s": {**{name: summary(runs) for name, runs in cpu.items()}, "runs": cpu},
         "latency_ms_jobs_while_followed": latency,
         "latency_ms_jobs_while_not_followed": latency_alone,
         "server_exit_codes": exits,
