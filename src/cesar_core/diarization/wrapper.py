@@ -32,8 +32,9 @@ from ..transcript import Diarize, TranscribeOptions, Transcript
 from .assign import assign_speakers
 
 #: The share of a diarized job's progress that transcription takes; diarization the rest.
-#: Measured on a 2-core CPU (docs/speakers.md): the voice model takes about a third of the
-#: time tiny.en takes, and channels almost nothing.
+#: Measured on a 2-core CPU (docs/speakers.md): the voice model took from a third of the
+#: transcription's time (10 minutes) to about as much (under a minute); channels almost
+#: nothing.
 TRANSCRIPTION_SHARE = {Diarize.AUTO: 0.75, Diarize.CHANNELS: 0.95}
 
 
