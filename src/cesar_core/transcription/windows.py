@@ -33,6 +33,13 @@ WINDOW_S = 60.0
 #: A window ends at the quietest 100 ms of its last this-many seconds.
 _CUT_SEARCH_S = 20.0
 _CUT_FRAME = SAMPLE_RATE // 10
+#: Each window after the first is primed with at most this many tokens: the end of the text
+#: before it, as one faster-whisper call primes each 30 seconds with the text before them
+#: (223 is faster-whisper's own cap, half the decoder's context). 0 starts windows fresh.
+PROMPT_TOKENS = 223
+#: faster-whisper stops priming with the text before after a stretch decoded at a
+#: temperature above this (its ``prompt_reset_on_temperature``): so do windows.
+_PROMPT_RESET_TEMPERATURE = 0.5
 
 
 class WindowedRun:
@@ -45,10 +52,10 @@ class WindowedRun:
     on its own; the language detected in the first window with speech is kept for the rest.
     Audio shorter than one window is a single faster-whisper call, exactly as without windows.
 
-    Windows do not pass their text on as a prompt: measured on 10 minutes of speech, priming
-    each window with the previous text made whisper drop its timestamps and skip speech
-    (word error rate 0.18 to 0.26, against 0.09 for fresh windows and for one unwindowed
-    call; docs/performance.md).
+    Each window is primed with the tokens whisper decoded last, timestamps included, as one
+    unwindowed call primes each 30 seconds: fresh windows lost the speaker's context once a
+    minute (see :meth:`_prompt`; docs/performance.md). An earlier design passed the text
+    alone, without timestamp tokens, and whisper then dropped timestamps and skipped speech.
     """
 
     def __init__(
@@ -80,6 +87,8 @@ class WindowedRun:
         #: Collapses repetition loops before segments are kept or told (live).
         self.loops = LoopGuard()
         self._window = round(WINDOW_S * SAMPLE_RATE)
+        #: The latest tokens decoded (at most :data:`PROMPT_TOKENS`), to prime the next window.
+        self.context: list[int] = []
 
     def feed(self, block: npt.NDArray[np.float32]) -> None:
         """Add decoded samples; transcribe every full window they complete."""
@@ -126,7 +135,9 @@ class WindowedRun:
             "temperature": (
                 FALLBACK_TEMPERATURES if options.temperature is None else options.temperature
             ),
-            "initial_prompt": options.initial_prompt,
+            "initial_prompt": (
+                options.initial_prompt if options.batched else self._prompt(watch.model)
+            ),
             "word_timestamps": options.word_timestamps,
             "vad_filter": options.vad_filter,
             "multilingual": options.multilingual,
@@ -150,8 +161,37 @@ class WindowedRun:
         self._detected = (info.language, round(float(info.language_probability), 4))
         self._top = top_languages(info.all_language_probs)
         for segment in segments:
+            self._carry(segment)
             self._report(self._buffer_start - self._offset + float(segment.end))
             yield segment, (watch.last if options.multilingual else None) or info.language
+
+    def _prompt(self, model: Any) -> str | list[int] | None:
+        """What primes the next window: the user's prompt, then the latest tokens decoded.
+
+        faster-whisper keeps a user's prompt only until 223 tokens of speech push it out;
+        here it primes every window (names and spellings matter all along) and the text
+        before fills what room is left. Without ``condition_on_previous_text`` windows
+        start from the user's prompt alone, as faster-whisper's 30-second stretches do.
+        """
+        user = self.options.initial_prompt
+        if not self.context or not self.options.condition_on_previous_text:
+            return user
+        prompt: list[int] = []
+        if user:  # tokenised as faster-whisper tokenises a text prompt
+            prompt = model.hf_tokenizer.encode(" " + user.strip(), add_special_tokens=False).ids
+        prompt = prompt[:PROMPT_TOKENS]
+        room = PROMPT_TOKENS - len(prompt)
+        return [*prompt, *self.context[-room:]] if room > 0 else prompt
+
+    def _carry(self, raw: Any) -> None:
+        """Keep ``raw``'s tokens to prime the next window, unless whisper struggled with it
+        (decoded at a high temperature: faster-whisper then stops priming too)."""
+        if PROMPT_TOKENS <= 0:
+            return
+        if raw.temperature is not None and raw.temperature > _PROMPT_RESET_TEMPERATURE:
+            self.context = []
+        else:
+            self.context = [*self.context, *map(int, raw.tokens)][-PROMPT_TOKENS:]
 
     def _report(self, done: float) -> None:
         if not self.progress or not self.total:

@@ -1,0 +1,89 @@
+"""Long audio keeps its context across windows: each window after the first is primed with
+the tokens decoded before it (and the user's prompt), as one faster-whisper call primes each
+30 seconds. Real tiny.en on real speech; only faster-whisper's ``transcribe`` is watched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cesar_core import Settings, TranscribeOptions, WhisperTranscriber
+from cesar_core.transcription import windows
+
+from .conftest import REFERENCES, wer
+
+
+class Calls:
+    """The ``initial_prompt`` of every faster-whisper call windows make, in order, and
+    the tokenizer of the model they were made to."""
+
+    def __init__(self) -> None:
+        self.prompts: list[Any] = []
+        self.tokenizer: Any = None
+
+    def text(self, tokens: list[int]) -> str:
+        """The words of ``tokens``, timestamps left out (as faster-whisper decodes them)."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        return str(Tokenizer(self.tokenizer, multilingual=False).decode(tokens))
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    seen = Calls()
+
+    class Watched(windows.LanguageWatch):
+        def __init__(self, model: Any, allowed: tuple[str, ...] = ()) -> None:
+            super().__init__(model, allowed)
+            transcribe = self.model.transcribe
+            seen.tokenizer = self.model.hf_tokenizer
+
+            def watched(audio: Any, **kwargs: Any) -> Any:
+                seen.prompts.append(kwargs["initial_prompt"])
+                return transcribe(audio, **kwargs)
+
+            self.model.transcribe = watched  # this window's copy of the model only
+
+    monkeypatch.setattr(windows, "LanguageWatch", Watched)
+    return seen
+
+
+def test_each_window_is_primed_with_the_text_before_it(
+    data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
+) -> None:
+    monkeypatch.setattr(windows, "WINDOW_S", 15.0)
+    transcriber = WhisperTranscriber(settings)
+    result = transcriber.transcribe(data / "long_en.opus", TranscribeOptions())
+    assert len(calls.prompts) >= 3  # 34 s in windows of at most 15 s
+    assert calls.prompts[0] is None
+    for prompt in calls.prompts[1:]:
+        assert isinstance(prompt, list)
+        assert 0 < len(prompt) <= windows.PROMPT_TOKENS
+    # The second window is primed with what the first said, ending with its last words.
+    first_window = [s for s in result.segments if s.end <= 15.0]
+    primed = calls.text(calls.prompts[1])
+    assert primed.strip().endswith(first_window[-1].text.strip())
+    assert wer(REFERENCES["long_en"], result.text) < 0.15
+
+
+def test_the_users_prompt_primes_every_window_before_the_text(
+    data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
+) -> None:
+    monkeypatch.setattr(windows, "WINDOW_S", 15.0)
+    transcriber = WhisperTranscriber(settings)
+    transcriber.transcribe(data / "long_en.opus", TranscribeOptions(initial_prompt="Cesar Ltd."))
+    assert calls.prompts[0] == "Cesar Ltd."
+    assert all(calls.text(p).startswith(" Cesar Ltd.") for p in calls.prompts[1:])
+    assert all(len(calls.text(p)) > len(" Cesar Ltd. ") for p in calls.prompts[1:])
+
+
+def test_without_condition_on_previous_text_windows_start_fresh(
+    data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
+) -> None:
+    monkeypatch.setattr(windows, "WINDOW_S", 15.0)
+    options = TranscribeOptions(condition_on_previous_text=False, initial_prompt="Cesar Ltd.")
+    WhisperTranscriber(settings).transcribe(data / "long_en.opus", options)
+    assert len(calls.prompts) >= 3
+    assert calls.prompts == ["Cesar Ltd."] * len(calls.prompts)
