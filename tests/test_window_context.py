@@ -1,6 +1,8 @@
-"""Long audio keeps its context across windows: each window after the first is primed with
-the tokens decoded before it (and the user's prompt), as one faster-whisper call primes each
-30 seconds. Real tiny.en on real speech; only faster-whisper's ``transcribe`` is watched."""
+"""Context across the windows of long audio: with ``windows.PROMPT_TOKENS`` raised, each
+window after the first is primed with the tokens decoded before it (after the user's prompt),
+as one faster-whisper call primes each 30 seconds; by default (0, chosen by
+bench/windows.py) windows start fresh. Real tiny.en on real speech; only faster-whisper's
+``transcribe`` is watched."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def test_each_window_is_primed_with_the_text_before_it(
     data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
 ) -> None:
     monkeypatch.setattr(windows, "WINDOW_S", 15.0)
+    monkeypatch.setattr(windows, "PROMPT_TOKENS", 223)
     transcriber = WhisperTranscriber(settings)
     result = transcriber.transcribe(data / "long_en.opus", TranscribeOptions())
     assert len(calls.prompts) >= 3  # 34 s in windows of at most 15 s
@@ -72,6 +75,7 @@ def test_the_users_prompt_primes_every_window_before_the_text(
     data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
 ) -> None:
     monkeypatch.setattr(windows, "WINDOW_S", 15.0)
+    monkeypatch.setattr(windows, "PROMPT_TOKENS", 223)
     transcriber = WhisperTranscriber(settings)
     transcriber.transcribe(data / "long_en.opus", TranscribeOptions(initial_prompt="Cesar Ltd."))
     assert calls.prompts[0] == "Cesar Ltd."
@@ -79,11 +83,23 @@ def test_the_users_prompt_primes_every_window_before_the_text(
     assert all(len(calls.text(p)) > len(" Cesar Ltd. ") for p in calls.prompts[1:])
 
 
-def test_without_condition_on_previous_text_windows_start_fresh(
-    data: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, calls: Calls
+@pytest.mark.parametrize(
+    ("cap", "condition"), [(None, True), (223, False)], ids=["default", "no-condition"]
+)
+def test_fresh_windows_by_default_and_without_condition_on_previous_text(
+    data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    calls: Calls,
+    cap: int | None,
+    condition: bool,
 ) -> None:
+    """Only the user's prompt primes each window: by default, and whatever the cap when
+    the caller turned off ``condition_on_previous_text``."""
     monkeypatch.setattr(windows, "WINDOW_S", 15.0)
-    options = TranscribeOptions(condition_on_previous_text=False, initial_prompt="Cesar Ltd.")
+    if cap is not None:
+        monkeypatch.setattr(windows, "PROMPT_TOKENS", cap)
+    options = TranscribeOptions(condition_on_previous_text=condition, initial_prompt="Cesar Ltd.")
     WhisperTranscriber(settings).transcribe(data / "long_en.opus", options)
     assert len(calls.prompts) >= 3
     assert calls.prompts == ["Cesar Ltd."] * len(calls.prompts)

@@ -33,10 +33,12 @@ WINDOW_S = 60.0
 #: A window ends at the quietest 100 ms of its last this-many seconds.
 _CUT_SEARCH_S = 20.0
 _CUT_FRAME = SAMPLE_RATE // 10
-#: Each window after the first is primed with at most this many tokens: the end of the text
-#: before it, as one faster-whisper call primes each 30 seconds with the text before them
-#: (223 is faster-whisper's own cap, half the decoder's context). 0 starts windows fresh.
-PROMPT_TOKENS = 223
+#: Each window after the first can be primed with at most this many tokens: the end of the
+#: text before it, as one faster-whisper call primes each 30 seconds with the text before
+#: them (223 is faster-whisper's own cap). 0, the default, starts windows fresh: measured on
+#: four long recordings, priming with 223 tokens was worse on three of them and 64 tokens
+#: was erratic, while fresh windows matched one raw call (docs/performance.md).
+PROMPT_TOKENS = 0
 #: faster-whisper stops priming with the text before after a stretch decoded at a
 #: temperature above this (its ``prompt_reset_on_temperature``): so do windows.
 _PROMPT_RESET_TEMPERATURE = 0.5
@@ -52,10 +54,11 @@ class WindowedRun:
     on its own; the language detected in the first window with speech is kept for the rest.
     Audio shorter than one window is a single faster-whisper call, exactly as without windows.
 
-    Each window is primed with the tokens whisper decoded last, timestamps included, as one
-    unwindowed call primes each 30 seconds: fresh windows lost the speaker's context once a
-    minute (see :meth:`_prompt`; docs/performance.md). An earlier design passed the text
-    alone, without timestamp tokens, and whisper then dropped timestamps and skipped speech.
+    Windows start fresh unless :data:`PROMPT_TOKENS` is raised; then each is primed with
+    the tokens whisper decoded last, timestamps included, as one unwindowed call primes
+    each 30 seconds (see :meth:`_prompt`). Measured, that did not beat fresh windows
+    (docs/performance.md). An earlier design passed the text alone, without timestamp
+    tokens, and whisper then dropped timestamps and skipped speech.
     """
 
     def __init__(
