@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from cesar_core import Settings, TranscribeOptions, WhisperTranscriber
+from cesar_core import Settings, TranscribeOptions, WhisperTranscriber, evaluation
 from cesar_core.transcription import windows
+from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
 
 from .conftest import REFERENCES, wer
+from .speech_helpers import LONG_SPEECH, long_audio
 
 
 class Calls:
@@ -103,3 +105,21 @@ def test_fresh_windows_by_default_and_without_condition_on_previous_text(
     WhisperTranscriber(settings).transcribe(data / "long_en.opus", options)
     assert len(calls.prompts) >= 3
     assert calls.prompts == ["Cesar Ltd."] * len(calls.prompts)
+
+
+def test_three_minutes_in_windows_are_as_accurate_as_one_raw_call(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The target of the windows: no worse than raw faster-whisper at equal settings."""
+    from faster_whisper import WhisperModel
+
+    audio = long_audio(3, tmp_path)
+    seconds = len(load_audio(LONG_SPEECH)) / SAMPLE_RATE
+    reference = evaluation.repeated_text(REFERENCES["long_en"], seconds, 3)
+    transcriber = WhisperTranscriber(settings)
+    options = TranscribeOptions(compute_type="int8", cpu_threads=1)
+    windowed = transcriber.transcribe(audio, options).text
+    path = transcriber.resolver.resolve("tiny.en").path
+    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
+    raw = " ".join(s.text for s in model.transcribe(str(audio), beam_size=5)[0])
+    assert wer(reference, windowed) <= wer(reference, raw) + 0.02, (windowed, raw)
