@@ -20,6 +20,7 @@ from cesar_core import (
     WhisperTranscriber,
     hookimpl,
 )
+from cesar_core.diarization import DiarizingTranscriber
 from cesar_core.plugins import BUILTIN_PLUGINS, make_manager
 from cesar_core.service import JobService
 from cesar_core.storage import open_storage
@@ -123,8 +124,12 @@ def test_a_plugin_transcriber_runs_jobs_end_to_end(tmp_path: Path, data: Path) -
     manager.register(EchoPlugin(), name="echo")
     settings = Settings(data_dir=tmp_path, transcriber="echo")
     engine = open_transcriber(settings, manager)
-    assert isinstance(engine, EchoTranscriber)
-    assert isinstance(open_transcriber(Settings(data_dir=tmp_path), manager), WhisperTranscriber)
+    # Every transcriber comes wrapped, so that any of them can give speakers.
+    assert isinstance(engine, DiarizingTranscriber)
+    assert isinstance(engine.inner, EchoTranscriber)
+    whisper = open_transcriber(Settings(data_dir=tmp_path), manager)
+    assert isinstance(whisper, DiarizingTranscriber)
+    assert isinstance(whisper.inner, WhisperTranscriber)
 
     async def scenario() -> str:
         service = await JobService.open(settings, manager)
