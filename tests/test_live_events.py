@@ -32,6 +32,7 @@ from cesar_core.transcript import Segment, Transcript
 from .conftest import REFERENCES, wer
 from .http_helpers import serving
 from .inproc_server import served_app
+from .speech_helpers import long_audio
 
 ENDINGS = {"completed", "error", "cancelled"}
 
@@ -209,7 +210,10 @@ def test_on_postgres_an_api_node_streams_what_a_worker_elsewhere_transcribes(
             serving(tmp_path / "api", "--no-worker", **shared) as url,
             httpx.Client(base_url=url, timeout=120) as client,
         ):
-            job_id = submit(client, data / "long_en.opus")
+            # Three 30-second windows: the first window's segments must come well before the
+            # last window is done (with one window and a short tail, a fast machine finishes
+            # the tail too soon after them to tell live from at-the-end).
+            job_id = submit(client, long_audio(1.5, tmp_path))
             first = read_events(
                 client, job_id, segments=2, on_segment=lambda _: arrivals.append(time.time())
             )
