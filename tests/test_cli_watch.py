@@ -11,13 +11,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .speech_helpers import long_audio
 from .test_cli_jobs import CESAR, cesar, env_for, submit
 
 LINE = re.compile(r"^\[(\d\d):(\d\d\.\d\d\d) --> (\d\d):(\d\d\.\d\d\d)\] (.*)$")
 
 
 def test_watch_prints_segments_as_a_worker_transcribes_them(tmp_path: Path, data: Path) -> None:
-    job_id = submit(tmp_path, data / "long_en.opus")
+    # Four 30-second windows: the first window's lines must come well before the job ends,
+    # even where followers of a worker in another process poll SQLite once a second (one
+    # window and a short tail end too soon after it on a fast machine).
+    job_id = submit(tmp_path, long_audio(2, tmp_path))
     watch = subprocess.Popen(
         [*CESAR, "jobs", "watch", job_id],
         env=env_for(tmp_path),
