@@ -80,7 +80,7 @@ def test_a_running_job_streams_its_segments_resumably(tmp_path: Path, data: Path
         served_app(tmp_path, workers=1) as url,
         httpx.Client(base_url=url, timeout=120) as client,
     ):
-        job_id = submit(client, data / "long_en.opus")
+        job_id = submit(client, long_audio(1.5, tmp_path))  # three 30-second windows
 
         def look(event: ServerSentEvent) -> None:
             running_views.append(client.get(f"/jobs/{job_id}").json())
@@ -116,7 +116,7 @@ def test_live_segments_come_while_the_job_runs(tmp_path: Path, data: Path) -> No
         served_app(tmp_path, workers=1) as url,
         httpx.Client(base_url=url, timeout=120) as client,
     ):
-        job_id = submit(client, data / "long_en.opus")
+        job_id = submit(client, long_audio(1.5, tmp_path))  # three 30-second windows
         with connect_sse(client, "GET", f"/jobs/{job_id}/events") as source:
             for event in source.iter_sse():
                 arrivals.append((time.time(), event))
