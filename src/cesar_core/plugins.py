@@ -13,6 +13,7 @@ one-call :func:`cesar_core.transcribe`) build a manager and pass it on.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -87,8 +88,6 @@ def make_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManag
     external plugins first, then the plugins Cesar ships as entry points, then the
     built-ins, so that neither of Cesar's own can have its names taken over.
     """
-    import os
-
     env = os.environ if environ is None else environ
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
