@@ -26,10 +26,10 @@ from .http_helpers import serving, wait_for
 ROOT = Path(__file__).parent.parent
 CHROMIUM = os.environ.get("CESAR_TEST_CHROMIUM") or shutil.which("chromium")
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation")
-WEB_FILES = ("index.html", "app.js", "api.js", "transcript.js", "app.css")
+WEB_FILES = ("index.html", "app.js", "api.js", "jobs.js", "transcript.js", "app.css")
 
 
-def _screenshot(page, shots: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+def screenshot(page, shots: Path, name: str) -> None:  # type: ignore[no-untyped-def]
     path = shots / f"{len(list(shots.iterdir())) + 1:02d}-{name}.png"
     page.screenshot(path=path, full_page=True)
     print(f"screenshot: {path}")
@@ -57,12 +57,12 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         page.on("pageerror", lambda error: failures.append(str(error)))
         page.goto(f"{url}/")
         page.wait_for_selector("#home:not([hidden])")
-        _screenshot(page, shots, "empty")
+        screenshot(page, shots, "empty")
 
         page.set_input_files("#files", data / "speech_en.wav")
         page.get_by_role("button", name="Transcribe").click()
         page.wait_for_selector("#jobs li")
-        _screenshot(page, shots, "submitted")
+        screenshot(page, shots, "submitted")
         page.get_by_role("link", name="speech_en.wav").click()
         page.wait_for_function(
             "document.getElementById('job-progress').value === 100", timeout=120_000
@@ -71,7 +71,7 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         sync_api.expect(transcript).to_contain_text("quick brown fox", ignore_case=True)
         assert page.locator("#job-percent").inner_text() == "100 %"
         page.wait_for_function("document.getElementById('audio').readyState >= 1")
-        _screenshot(page, shots, "completed")
+        screenshot(page, shots, "completed")
 
         word = transcript.locator(".w", has_text="lazy").first
         start = float(word.get_attribute("data-start") or "nan")
@@ -82,7 +82,7 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         )
         sync_api.expect(word).to_have_class("w now")
         sync_api.expect(word).to_have_attribute("aria-current", "true")
-        _screenshot(page, shots, "word-clicked")
+        screenshot(page, shots, "word-clicked")
 
         with page.expect_download() as caught:
             page.get_by_role("link", name="Download SRT").click()
@@ -108,7 +108,7 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         page.on("dialog", lambda dialog: dialog.accept())
         row.get_by_role("button", name="Delete speech_en.wav").click()
         sync_api.expect(page.locator("#no-jobs")).to_be_visible()
-        _screenshot(page, shots, "deleted")
+        screenshot(page, shots, "deleted")
         assert httpx.get(f"{url}/jobs/{job_id}/audio").status_code == 404
         browser.close()
     assert not failures
@@ -184,7 +184,7 @@ def test_page_asks_for_the_key_and_keeps_it_in_the_tab_only(tmp_path: Path, data
         page.goto(f"{url}/")
         key = page.get_by_label("Key")
         sync_api.expect(key).to_be_visible()
-        _screenshot(page, shots, "asks-for-key")
+        screenshot(page, shots, "asks-for-key")
         key.fill("wrong")
         key.press("Enter")
         sync_api.expect(key).to_be_visible()  # asked again
@@ -200,7 +200,7 @@ def test_page_asks_for_the_key_and_keeps_it_in_the_tab_only(tmp_path: Path, data
         sync_api.expect(row).to_contain_text("queued")  # no worker: it waits
         row.get_by_role("button", name="Cancel speech_en.wav").click()
         sync_api.expect(row).to_contain_text("cancelled")
-        _screenshot(page, shots, "cancelled")
+        screenshot(page, shots, "cancelled")
 
         other = context.new_page()  # another tab: its own sessionStorage
         other.goto(f"{url}/")
@@ -312,7 +312,7 @@ def test_the_page_shows_who_speaks(tmp_path: Path, data: Path) -> None:
         if "patch" not in spec["paths"]["/jobs/{job_id}"]:
             sync_api.expect(renaming).to_be_hidden()
         else:
-            page.get_by_label("SPEAKER_00", exact=False).fill("Alice")
+            renaming.get_by_role("textbox", name="SPEAKER_00").fill("Alice")
             renaming.get_by_role("button", name="Save names").click()
             sync_api.expect(who.first).to_have_text("Alice:")
             page.reload()

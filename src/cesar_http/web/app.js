@@ -1,19 +1,15 @@
 // Cesar's web page: submit audio, follow jobs, read a transcript beside its audio.
 // Plain ES modules, no build step; every request goes to this server's public API.
 import * as api from "./api.js";
-import { renderTranscript, Highlighter } from "./transcript.js";
+import { ENDED, JobList, label } from "./jobs.js";
+import { enableKeyboard, renderTranscript, Highlighter } from "./transcript.js";
 
 const $ = (id) => document.getElementById(id);
 const FORMATS = ["txt", "srt", "vtt", "json", "tsv"];
-const ENDED = ["completed", "error", "cancelled"];
-const PAGE = 20;
 const LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "zh", "ja", "ko", "hi"];
 
 let features = { speakers: false, rename: false, events: false, listEvents: false };
-let pages = [null];  // the cursor of each page seen, newest first
-let listTimer = null;
-let listEvents = null;  // the EventSource of the list's changes, while the first page shows
-let listEventsFailed = false;
+let jobs = null;  // the JobList, once the page has started
 let stopFollowing = () => {};
 let audioUrl = null;
 
@@ -43,92 +39,6 @@ function show(view) {
   $("key-form").hidden = true;
   $("home").hidden = view !== "home";
   $("job").hidden = view !== "job";
-}
-
-// ---- the list of jobs ----------------------------------------------------------------
-
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-const label = (job) => job.source.filename || job.source.url || job.id;
-
-function jobRow(job) {
-  const li = document.createElement("li");
-  li.dataset.id = job.id;
-  li.dataset.status = job.status;
-  const name = document.createElement("a");
-  name.className = "name";
-  name.href = `#/jobs/${job.id}`;
-  name.textContent = label(job);
-  const actions = document.createElement("div");
-  actions.className = "row-actions";
-  const progress = document.createElement("progress");
-  progress.max = 100;
-  progress.value = job.progress;
-  progress.setAttribute("aria-label", `Progress of ${label(job)}`);
-  const action = document.createElement("button");
-  action.type = "button";
-  const ended = ENDED.includes(job.status);
-  action.textContent = ended ? "Delete" : "Cancel";
-  action.setAttribute("aria-label", `${action.textContent} ${label(job)}`);
-  action.addEventListener("click", () => guarded(async () => {
-    if (ended && !confirm(`Delete ${label(job)} and its transcript?`)) return;
-    await api.cancelOrDelete(job.id);
-    await loadJobs();
-  }));
-  actions.append(progress, action);
-  const meta = document.createElement("span");
-  meta.className = "meta";
-  meta.dataset.created = when(job.created_at);
-  meta.textContent = `${job.status} · ${job.progress} % · ${meta.dataset.created}`;
-  li.append(name, actions, meta);
-  return li;
-}
-
-async function loadJobs() {
-  clearTimeout(listTimer);
-  const index = pages.length - 1;
-  const page = await api.listJobs(pages[index], PAGE);
-  $("jobs").replaceChildren(...page.jobs.map(jobRow));
-  $("no-jobs").hidden = page.jobs.length > 0 || index > 0;
-  $("newer").disabled = index === 0;
-  $("older").disabled = !page.next_cursor;
-  $("older").dataset.cursor = page.next_cursor || "";
-  if (index === 0 ? watchList() : (stopWatchingList(), false)) return;
-  // While a job on this page (or a new one, on the first) is unfinished, look again soon.
-  if (!$("home").hidden && (index === 0 || page.jobs.some((j) => !ENDED.includes(j.status)))) {
-    listTimer = setTimeout(() => guarded(loadJobs), 2000);
-  }
-}
-
-function reloadSoon() {
-  clearTimeout(listTimer);
-  listTimer = setTimeout(() => guarded(loadJobs), 300);
-}
-
-// The first page follows GET /jobs/events where the server has it (and no key is needed,
-// which an EventSource cannot send): rows change in place, a new job reloads the page.
-function watchList() {
-  if (listEvents) return true;
-  if (listEventsFailed || !features.listEvents || api.apiKey.get() || $("home").hidden) return false;
-  listEvents = new EventSource(`jobs/events?limit=${PAGE}`);
-  listEvents.addEventListener("job", (event) => {
-    const job = JSON.parse(event.data);
-    const row = [...$("jobs").children].find((li) => li.dataset.id === job.id);
-    if (!row || row.dataset.status !== job.status) return reloadSoon();
-    row.querySelector("progress").value = job.progress;
-    const meta = row.querySelector(".meta");
-    meta.textContent = `${job.status} · ${job.progress} % · ${meta.dataset.created}`;
-  });
-  listEvents.onerror = () => {  // refused or gone: poll instead
-    listEventsFailed = true;
-    stopWatchingList();
-    reloadSoon();
-  };
-  return true;
-}
-
-function stopWatchingList() {
-  if (listEvents) listEvents.close();
-  listEvents = null;
 }
 
 // ---- submitting ----------------------------------------------------------------------
@@ -162,8 +72,8 @@ async function submitFiles(event) {
       $("upload-status").textContent = `Sent ${files.length} file(s).`;
       $("files").value = "";
       chosenFiles([]);
-      pages = [null];
-      await loadJobs();
+      jobs.first();
+      await jobs.load();
     });
   } finally {
     $("submit").disabled = false;
@@ -282,22 +192,28 @@ function showSpeakerForm(job) {
     input.name = speaker;
     input.value = names[speaker] || "";
     input.placeholder = speaker;
+    input.maxLength = 100;  // the most the server takes
+    input.autocomplete = "off";
     field.append(input);
     return field;
   }));
+  $("names-saved").textContent = "";
 }
 
 async function saveSpeakers(event) {
   event.preventDefault();
+  // Every label is sent: an empty field takes its speaker's name back.
   const speakers = {};
   for (const input of $("speaker-fields").querySelectorAll("input")) {
-    if (input.value.trim()) speakers[input.name] = input.value.trim();
+    speakers[input.name] = input.value.trim();
   }
+  $("names-saved").textContent = "";
   await guarded(async () => {
     const job = await api.renameSpeakers(current.id, speakers);
     current = { ...current, speakers: job.speakers ?? current.speakers };
     renderTranscript($("transcript"), current, speakerNames(current));
     highlighter.refresh();
+    $("names-saved").textContent = "Names saved.";
   });
 }
 
@@ -334,12 +250,11 @@ function openJob(id) {
 
 async function route() {
   stopFollowing();
-  stopWatchingList();
-  clearTimeout(listTimer);
+  jobs.stop();
   const match = location.hash.match(/^#\/jobs\/([\w-]+)$/);
   if (match) return openJob(match[1]);
   show("home");
-  await guarded(loadJobs);
+  await guarded(() => jobs.load());
 }
 
 async function start() {
@@ -355,8 +270,8 @@ async function start() {
     chosenFiles($("files").files);
   });
   $("submit-form").addEventListener("submit", submitFiles);
-  $("older").addEventListener("click", () => { pages.push($("older").dataset.cursor); guarded(loadJobs); });
-  $("newer").addEventListener("click", () => { pages.pop(); guarded(loadJobs); });
+  jobs = new JobList({ guarded, features: () => features });
+  enableKeyboard($("transcript"));
   $("copy").addEventListener("click", copyText);
   $("speaker-names").addEventListener("submit", saveSpeakers);
   for (const [id, verb] of [["job-cancel", "Cancel"], ["job-delete", "Delete"]]) {

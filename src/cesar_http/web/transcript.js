@@ -1,5 +1,12 @@
 // The transcript beside the audio: segments with their times, words that seek the audio
 // when clicked, and the word being spoken marked while it plays.
+//
+// From the keyboard the transcript is one Tab stop (a roving tabindex): its items are each
+// segment's time and then the segment's words, one of them at a time in the Tab order; the
+// arrow keys move between them, Enter or Space plays from the focused one. A long transcript
+// would otherwise be hundreds of Tab stops between the player and the rest of the page.
+
+const ITEMS = ".at, .w";
 
 const clock = (seconds) => {
   const s = Math.max(0, Math.floor(seconds));
@@ -16,35 +23,99 @@ function seekTo(container, seconds) {
   container.dispatchEvent(new CustomEvent("seeked-to", { detail: seconds }));
 }
 
+const itemsOf = (container) => [...container.querySelectorAll(ITEMS)];
+
+// Make `item` the transcript's one Tab stop (and focus it, when asked).
+function rove(container, item, focus = false) {
+  for (const other of container.querySelectorAll(`:is(${ITEMS})[tabindex="0"]`)) {
+    if (other !== item) other.tabIndex = -1;
+  }
+  item.tabIndex = 0;
+  if (focus) item.focus();
+}
+
+// Where each key takes the focus from `item`: a neighbour, a segment's time, an end.
+function target(container, item, key) {
+  const items = itemsOf(container);
+  const at = items.indexOf(item);
+  const segment = item.closest("p");
+  const timeOf = (p) => p?.querySelector(".at");
+  switch (key) {
+    case "ArrowRight": return items[at + 1];
+    case "ArrowLeft": return items[at - 1];
+    case "ArrowDown": return timeOf(segment?.nextElementSibling);
+    case "ArrowUp": return timeOf(segment?.previousElementSibling);
+    case "Home": return items[0];
+    case "End": return items[items.length - 1];
+    default: return undefined;
+  }
+}
+
+// The keys and clicks of the transcript's items, handled once on the container, which keeps
+// them across every rendering of the transcript.
+export function enableKeyboard(container) {
+  container.addEventListener("keydown", (event) => {
+    const item = event.target.closest?.(ITEMS);
+    if (!item || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (item.classList.contains("w") && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();  // Space would scroll the page
+      seekTo(container, Number(item.dataset.start));
+      return;
+    }
+    const next = target(container, item, event.key);
+    if (next === undefined && !["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp"].includes(event.key)) return;
+    event.preventDefault();  // the arrows would scroll the page, even at either end
+    if (next) rove(container, next, true);
+  });
+  container.addEventListener("focusin", (event) => {
+    const item = event.target.closest?.(ITEMS);
+    if (item) rove(container, item);
+  });
+  container.addEventListener("click", (event) => {
+    const word = event.target.closest?.(".w");
+    if (word) seekTo(container, Number(word.dataset.start));
+  });
+}
+
 export function renderTranscript(container, job, names) {
-  const paragraphs = (job.segments || []).map((segment) => {
+  // Rendered again as segments arrive or speakers are renamed: the Tab stop stays where it
+  // was, and so does the focus.
+  const before = itemsOf(container);
+  const stop = Math.max(0, before.findIndex((item) => item.tabIndex === 0));
+  const focused = before.includes(document.activeElement);
+  const paragraphs = (job.segments || []).map((segment, index) => {
     const p = document.createElement("p");
     p.dataset.start = segment.start;
     p.dataset.end = segment.end;
     const at = document.createElement("button");
     at.type = "button";
     at.className = "at";
+    at.tabIndex = -1;
     at.textContent = clock(segment.start);
-    at.setAttribute("aria-label", `Play from ${clock(segment.start)}`);
+    const speaker = segment.speaker ? names[segment.speaker] || segment.speaker : null;
+    at.setAttribute("aria-label", `Play from ${clock(segment.start)}${speaker ? `, ${speaker}` : ""}`);
     at.addEventListener("click", () => seekTo(container, segment.start));
     p.append(at);
-    if (segment.speaker) {
+    if (speaker) {
       const who = document.createElement("span");
       who.className = "who";
       who.dataset.speaker = segment.speaker;
-      who.textContent = `${names[segment.speaker] || segment.speaker}:`;
+      who.textContent = `${speaker}:`;
       p.append(who);
     }
     const text = document.createElement("span");
     text.className = "text";
+    text.id = `segment-${index}`;
+    at.setAttribute("aria-describedby", text.id);  // the time button reads out its segment
     if (segment.words && segment.words.length) {
       for (const word of segment.words) {
         const w = document.createElement("span");
         w.className = "w";
+        w.setAttribute("role", "button");
+        w.tabIndex = -1;
         w.dataset.start = word.start;
         w.dataset.end = word.end;
         w.textContent = word.word;
-        w.addEventListener("click", () => seekTo(container, word.start));
         text.append(w);
       }
     } else {
@@ -59,6 +130,8 @@ export function renderTranscript(container, job, names) {
     paragraphs.push(p);
   }
   container.replaceChildren(...paragraphs);
+  const items = itemsOf(container);
+  if (items.length) rove(container, items[Math.min(stop, items.length - 1)], focused);
 }
 
 // Marks the word (or, without word timings, the segment) at the audio's current time.

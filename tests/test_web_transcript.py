@@ -1,0 +1,192 @@
+"""The page's transcript in a real browser: reached and played from the keyboard alone, and
+its speakers renamed.
+
+One ``cesar serve`` (one worker) transcribes both jobs once for the module: a short talk
+with word timings, and a stereo call whose speakers are its channels (``diarize=channels``
+needs no voice model).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import srt
+import webvtt
+
+from .conftest import DATA
+from .http_helpers import serving, wait_for
+from .test_web import CHROMIUM, screenshot
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)"
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _transcribed(api: httpx.Client, name: str, **fields: str) -> dict[str, Any]:
+    with (DATA / name).open("rb") as audio:
+        answer = api.post("/transcribe", files={"file": (name, audio)}, data=fields)
+    assert answer.status_code == 202, answer.text
+    done = wait_for(api, answer.json()["id"], timeout=300)
+    assert done["status"] == "completed", done
+    return done
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The server's URL, and the two jobs it completed."""
+    root = tmp_path_factory.mktemp("served-page")
+    with serving(root, CESAR_WORKERS="1") as url, httpx.Client(base_url=url, timeout=60) as api:
+        yield {
+            "url": url,
+            "talk": _transcribed(api, "speech_en.opus", word_timestamps="true"),
+            "call": _transcribed(api, "call_stereo.opus", diarize="channels"),
+        }
+
+
+@pytest.fixture
+def page(served: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+    """A fresh browser page that fails the test on any script error."""
+    failures: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1100, "height": 700}, accept_downloads=True)
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        yield page
+        browser.close()
+    assert not failures
+
+
+def _open(page: Any, served: dict[str, Any], job: str) -> None:
+    page.goto(f"{served['url']}/#/jobs/{served[job]['id']}")
+    page.wait_for_function("document.getElementById('audio').readyState >= 1")
+    page.wait_for_selector("#transcript p[data-start]")
+
+
+def _focused(page: Any) -> dict[str, Any]:
+    """What has the keyboard focus: its text, classes, start time and whether the browser
+    draws its focus ring, and whether it is inside the transcript."""
+    return page.evaluate(  # type: ignore[no-any-return]
+        """() => {
+          const el = document.activeElement;
+          return {text: el.textContent.trim(), cls: el.className, start: el.dataset.start
+                    ?? el.closest('p')?.dataset.start, ring: el.matches(':focus-visible'),
+                  inside: document.getElementById('transcript').contains(el), id: el.id};
+        }"""
+    )
+
+
+def _current_time(page: Any) -> float:
+    return float(page.evaluate("document.getElementById('audio').currentTime"))
+
+
+def test_the_transcript_is_one_tab_stop_walked_with_the_arrow_keys(
+    served: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    """Tab enters the transcript once and leaves it with the next Tab; the arrow keys move
+    from word to word (up and down: segment to segment), Enter and Space play from the
+    focused word, which shows a focus ring; Shift+Tab comes back to the same word."""
+    _open(page, served, "talk")
+    transcript = page.locator("#transcript")
+    sync_api.expect(transcript).to_have_accessible_description(
+        re.compile("arrow keys move from word to word.*Enter or Space plays", re.IGNORECASE)
+    )
+    tab_stops = transcript.locator("[tabindex='0']")
+    sync_api.expect(tab_stops).to_have_count(1)
+    page.get_by_role("link", name="Download TSV").focus()
+    page.keyboard.press("Tab")
+    first = _focused(page)
+    assert first["inside"], first
+    assert first["ring"], first
+    assert float(first["start"]) == served["talk"]["segments"][0]["start"]
+    page.keyboard.press("Tab")
+    assert not _focused(page)["inside"]  # one Tab stop for the whole transcript
+    page.keyboard.press("Shift+Tab")
+    assert _focused(page) == first
+
+    words = [w for s in served["talk"]["segments"] for w in s["words"]]
+    lazy = next(w for w in words if w["word"].strip().lower().startswith("lazy"))
+    assert lazy["start"] > 1.0  # away from where the audio starts: the seek has to move it
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+        if _focused(page)["text"].lower().startswith("lazy"):
+            break
+    on_lazy = _focused(page)
+    assert on_lazy["text"].lower().startswith("lazy"), on_lazy
+    assert on_lazy["ring"]
+    assert "w" in on_lazy["cls"].split()
+    sync_api.expect(page.get_by_role("button", name=lazy["word"].strip())).to_be_focused()
+    sync_api.expect(tab_stops).to_have_count(1)
+    assert _current_time(page) < 0.5
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('audio').currentTime - {lazy['start']}) < 0.05"
+    )
+    sync_api.expect(transcript.locator(".w.now")).to_have_text(lazy["word"])
+    screenshot(page, tmp_path, "keyboard-seek")
+
+    page.keyboard.press("ArrowLeft")
+    before = _focused(page)
+    assert float(before["start"]) < lazy["start"]
+    page.keyboard.press("Space")
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('audio').currentTime - {before['start']}) < 0.05"
+    )
+    assert page.evaluate("scrollY") == 0  # Space played, it did not scroll the page
+
+    page.keyboard.press("End")
+    assert float(_focused(page)["start"]) == words[-1]["start"]
+    page.keyboard.press("Home")
+    assert _focused(page) == first
+    if len(served["talk"]["segments"]) > 1:
+        page.keyboard.press("ArrowDown")
+        assert float(_focused(page)["start"]) == served["talk"]["segments"][1]["start"]
+        page.keyboard.press("ArrowUp")
+        assert _focused(page) == first
+
+
+def test_a_speaker_renamed_on_the_page_is_named_everywhere(
+    served: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    """A two-channel call: name SPEAKER_00 "Alice" on the page; the transcript shows her,
+    and the SRT and VTT the page downloads carry her name; clearing the name takes it back."""
+    _open(page, served, "call")
+    who = page.locator("#transcript .who")
+    assert set(who.all_inner_texts()) == {"SPEAKER_00:", "SPEAKER_01:"}
+    form = page.locator("#speaker-names")
+    sync_api.expect(form).to_be_visible()
+    alice = form.get_by_role("textbox", name="SPEAKER_00")
+    alice.fill("Alice")
+    alice.press("Enter")  # the form's submit, from the keyboard
+    sync_api.expect(form.get_by_role("status")).to_have_text("Names saved.")
+    sync_api.expect(who.filter(has_text="Alice:")).not_to_have_count(0)
+    named = page.locator("#transcript .who[data-speaker='SPEAKER_00']")
+    sync_api.expect(named.first).to_have_text("Alice:")
+    assert set(named.all_inner_texts()) == {"Alice:"}
+    sync_api.expect(who.filter(has_text="SPEAKER_01:")).not_to_have_count(0)
+    screenshot(page, tmp_path, "renamed")
+
+    with page.expect_download() as caught:
+        page.get_by_role("link", name="Download SRT").click()
+    subtitles = list(srt.parse(Path(caught.value.path()).read_text()))
+    assert any("Alice: " in s.content for s in subtitles)
+    with page.expect_download() as caught:
+        page.get_by_role("link", name="Download VTT").click()
+    vtt = webvtt.from_buffer(io.StringIO(Path(caught.value.path()).read_text()))
+    assert {c.voice for c in vtt} == {"Alice", "Speaker 2"}
+
+    page.reload()
+    sync_api.expect(named.first).to_have_text("Alice:")
+    alice = form.get_by_role("textbox", name="SPEAKER_00")
+    sync_api.expect(alice).to_have_value("Alice")
+    alice.fill("")
+    form.get_by_role("button", name="Save names").click()
+    sync_api.expect(named.first).to_have_text("SPEAKER_00:")
+    job = httpx.get(f"{served['url']}/jobs/{served['call']['id']}").json()
+    assert [s["name"] for s in job["speakers"]] == [None, None]
