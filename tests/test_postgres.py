@@ -30,6 +30,7 @@ from cesar_core.settings import redact
 from cesar_core.storage import open_storage
 from cesar_core.stores import open_store
 from cesar_core.testing import TRANSCRIPT, JobStoreContract, claimed, new_job
+from cesar_core.transcript import Segment
 from cesar_postgres.blobs import PART_BYTES, PostgresStorage
 from cesar_postgres.schema import MIGRATIONS
 from cesar_postgres.store import SWEEP_LOCK, PostgresJobStore
@@ -233,6 +234,36 @@ def test_retried_writes_whose_first_try_committed_are_not_done_twice(empty_postg
         counts = await store.counts()
         assert counts[JobState.COMPLETED] == 4
         assert sum(counts.values()) == 4
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_retried_publish_whose_first_try_committed_adds_no_segment_twice(
+    empty_postgres: str,
+) -> None:
+    """Live segments are appended; a retry after a lost answer must not append again (the
+    live view and ``GET /jobs/{id}`` would show a segment twice)."""
+
+    async def scenario() -> None:
+        store = await PostgresJobStore.open(empty_postgres)
+        store.database.run = LostAnswers(store).run  # type: ignore[method-assign]
+        job, _ = await store.create(new_job())
+        claim = await store.claim("w", 30)
+        assert claim is not None
+        assert claim.lease is not None
+        token = claim.lease.token
+        first = [Segment(id=i, start=float(i), end=i + 1.0, text=f" part {i}") for i in range(2)]
+        second = [Segment(id=2, start=2.0, end=3.0, text=" part 2")]
+        assert await store.publish(job.id, token, first, progress=20)
+        assert await store.publish(job.id, token, second, progress=40)
+        assert await store.publish(job.id, token, [], progress=50)  # progress alone
+        assert await store.live_segments(job.id) == first + second
+        assert not await store.publish(job.id, "someone-else", second)
+        assert await store.live_segments(job.id) == first + second
+        running = await store.get(job.id)
+        assert running is not None
+        assert running.progress == 50
         await store.close()
 
     run(scenario())

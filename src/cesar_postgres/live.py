@@ -79,6 +79,8 @@ class LiveJobs:
         }
 
         async def work(db: Connection, retried: bool) -> bool:
+            if retried and segments and await _published(db, job_id, params["segments"]):
+                params["segments"] = []  # the first try committed: record the progress only
             row = await (await db.execute(PUBLISH, params)).fetchone()
             return row is not None and row["owned"] == 1
 
@@ -109,3 +111,15 @@ class LiveJobs:
 
     async def _stop_following(self) -> None:
         await self._change_listener.close()
+
+
+async def _published(db: Connection, job_id: str, segments: list[str]) -> bool:
+    """Whether the job's last segments are ``segments``: a retried publish whose answer was
+    lost after its commit finds its own segments there. Two publishes never carry the same
+    segments (each carries the segments that came since the last), so this is exact."""
+    cursor = await db.execute(
+        "SELECT data FROM cesar_job_segments WHERE job_id = %(id)s ORDER BY n DESC LIMIT %(count)s",
+        {"id": job_id, "count": len(segments)},
+    )
+    last = [row["data"] for row in reversed(await cursor.fetchall())]
+    return last == [json.loads(segment) for segment in segments]
