@@ -7,12 +7,18 @@ model itself is tested in tests/test_diarization_model.py.
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import time
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 import webvtt
+from httpx_sse import connect_sse
 
 from .conftest import DATA
 from .http_helpers import serving, wait_for
@@ -95,3 +101,40 @@ def test_the_openai_sdk_parses_diarized_json(api: httpx.Client) -> None:
     assert "help desk" in result.segments[0].text.lower()
     assert result.usage is not None
     assert result.usage.type == "duration"
+
+
+def test_a_followed_job_shows_speakers_on_its_segments_while_it_runs(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    """The speakers are found first, so the segments streamed while the job runs carry
+    them, and they are the transcript's: same texts, same speakers, in order."""
+    call = tmp_path / "call_three_times.wav"  # three 30-second windows of transcription
+    source = DATA / "call_stereo.opus"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-stream_loop", "2", "-i", source, "-ar", "16000", call],
+        check=True,
+    )
+    with call.open("rb") as audio:
+        submitted = api.post(
+            "/transcribe", files={"file": (call.name, audio)}, data={"diarize": "channels"}
+        )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    arrivals: list[tuple[float, dict[str, object]]] = []
+    with connect_sse(api, "GET", f"/jobs/{job_id}/events") as source:
+        for event in source.iter_sse():
+            if event.event == "segment":
+                arrivals.append((time.time(), json.loads(event.data)))
+            if event.event in ("completed", "error", "cancelled"):
+                break
+    done = api.get(f"/jobs/{job_id}").json()
+    assert done["status"] == "completed", done
+    completed_at = datetime.fromisoformat(done["completed_at"]).timestamp()
+    live = [segment for at, segment in arrivals if at < completed_at - 0.2]
+    assert live, "no segment came before the job completed"
+    assert all(segment["speaker"] in ("SPEAKER_00", "SPEAKER_01") for segment in live)
+    assert [(s["speaker"], s["text"]) for _, s in arrivals] == [
+        (s["speaker"], s["text"]) for s in done["segments"]
+    ]
+    assert " ".join(str(s["text"]) for _, s in arrivals) == done["text"]
+    assert {s["speaker"] for _, s in arrivals} == {"SPEAKER_00", "SPEAKER_01"}
