@@ -158,6 +158,9 @@ class DiarizingTranscriber:
         progress: ProgressCallback | None = None,
         on_segments: SegmentsCallback | None = None,
     ) -> Transcript:
+        """Transcribe ``audio``, with speakers when ``options.diarize`` asks: the turns
+        first, then the words, so that ``on_segments`` is told of each segment with its
+        speaker, split as the final transcript is (see the module's text)."""
         if options.diarize is None:
             return transcribe_with_segments(self.inner, audio, options, progress, on_segments)
         diarizer = self.diarizer(options.diarize)
