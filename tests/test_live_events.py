@@ -26,7 +26,7 @@ from httpx_sse import ServerSentEvent, connect_sse
 from cesar_core.service import JobService
 from cesar_core.storage.local import LocalStorage
 from cesar_core.stores.memory import MemoryJobStore
-from cesar_core.testing import new_job
+from cesar_core.testing import TRANSCRIPT, new_job
 from cesar_core.transcript import Segment, Transcript
 
 from .conftest import REFERENCES, wer
@@ -362,6 +362,53 @@ def test_followers_of_a_job_share_one_reader(tmp_path: Path, followers: int) -> 
         ]
         assert events[-1] == "completed:s0 s1 s2"
     assert reads <= 8, reads
+
+
+class ListCountingStore(MemoryJobStore):
+    """The memory store, counting its listings (only the list's watch makes them)."""
+
+    listings = 0
+
+    async def list(self, *args: Any, **kwargs: Any) -> Any:
+        self.listings += 1
+        return await super().list(*args, **kwargs)
+
+
+@pytest.mark.parametrize("followers", [1, 40])
+def test_followers_of_the_job_list_share_one_reader(tmp_path: Path, followers: int) -> None:
+    """Every open web page follows ``GET /jobs/events``; however many do in one process,
+    the store is listed as for one, and each still sees every change."""
+
+    async def main() -> tuple[int, list[list[str]]]:
+        store = ListCountingStore()
+        service = JobService(store, LocalStorage(tmp_path))
+        streams = [service.follow_all(limit=10) for _ in range(followers)]
+        expected = 4  # two jobs queued, then one processing, then completed
+
+        async def read(stream: Any) -> list[str]:
+            seen: list[str] = []
+            async for event in stream:
+                seen.append(f"{event.data['id'][:4]}:{event.data['status']}")
+                if len(seen) == expected:
+                    break
+            return seen
+
+        readers = asyncio.gather(*(read(stream) for stream in streams))
+        await store.create(new_job(id="aaaa-1"))
+        await store.create(new_job(id="bbbb-2"))
+        await asyncio.sleep(0.4)
+        claimed = await store.claim("w", 30)
+        assert claimed is not None
+        await asyncio.sleep(0.4)
+        await store.complete(claimed.id, claimed.lease.token, TRANSCRIPT)  # type: ignore[union-attr]
+        seen = await asyncio.wait_for(readers, 10)
+        return store.listings, seen
+
+    listings, seen = asyncio.run(main())
+    for events in seen:
+        assert sorted(events[:2]) == ["aaaa:queued", "bbbb:queued"]
+        assert events[2:] == ["aaaa:processing", "aaaa:completed"]
+    assert listings <= 10, listings
 
 
 def test_bad_parameters_of_the_stream_of_all_jobs(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from attrs import field, frozen
 from .chunks import audio_chunks, resume
 from .errors import CesarError
 from .events import JobEvent, JobEvents
+from .following import Following
 from .housekeeping import prune
 from .ids import check_idempotency_key, check_job_id
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
-from .live import Following
 from .protocols import JobStore, Page, Storage
 from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
 from .storage import open_storage
