@@ -19,7 +19,8 @@ from fastapi import Request
 from cesar_core import make_options
 from cesar_core.errors import InvalidOptionsError, ModelNotFoundError, UnsupportedLanguageError
 from cesar_core.stores.common import decode_cursor
-from cesar_core.transcript import Task, TranscribeOptions
+from cesar_core.transcript import TranscribeOptions
+from cesar_core.transcription.whisper import needs_multilingual
 
 from .errors import RequestTooLargeError
 from .multipart import FormError
@@ -28,6 +29,13 @@ from .schemas import TranscribeFields
 
 #: Where HTTP callers learn the model names they may use.
 MODELS_HINT = "Send one of the names GET /v1/models lists in the model field."
+#: How to keep to English, for each option that asks for more than an English-only model does.
+_ENGLISH_ONLY_WAY = {
+    "language": "leave language unset for English",
+    "languages": "leave languages unset for English",
+    "task": "transcribe the English speech instead of translating",
+    "multilingual": "leave multilingual unset for English throughout",
+}
 
 
 def field_error(field: str, message: str, hint: str | None = None) -> InvalidOptionsError:
@@ -136,21 +144,16 @@ async def check_model(options: TranscribeOptions, state: Runtime) -> None:
         location = await state.models.resolve(name)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(exc.message, hint=MODELS_HINT) from None
-    foreign = sorted(set(options.languages) - {"en"})
-    wants_other = (
-        options.language not in (None, "en") or options.task is Task.TRANSLATE or bool(foreign)
-    )
-    if location.multilingual is False and wants_other:
+    asked = needs_multilingual(options)
+    if location.multilingual is False and asked is not None:
         multilingual = sorted(
             {loc.name for loc in listed if loc.multilingual and loc.path is not None}
         )
-        asked = (
-            "translation"
-            if options.task is Task.TRANSLATE
-            else f"language {options.language or foreign[0]!r}"
-        )
+        what, field = asked
         others = f"one of: {', '.join(multilingual)}" if multilingual else "a multilingual model"
-        raise UnsupportedLanguageError(
-            f"Model {location.name!r} understands English only, so it cannot do {asked}.",
-            hint=f"Send model as {others}; or leave language unset for English.",
+        error = UnsupportedLanguageError(
+            f"Model {location.name!r} understands English only, so it cannot {what}.",
+            hint=f"Send model as {others}; or {_ENGLISH_ONLY_WAY[field]}.",
         )
+        error.field = field  # type: ignore[attr-defined]  # read by cesar_error_response
+        raise error

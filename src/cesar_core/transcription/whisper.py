@@ -175,20 +175,33 @@ def _dbfs(peak: float) -> str:
     return "-inf dBFS" if peak <= 0 else f"{20 * np.log10(peak):.0f} dBFS"
 
 
+def needs_multilingual(options: TranscribeOptions) -> tuple[str, str] | None:
+    """What ``options`` ask that only a multilingual model can do, as the end of the
+    sentence "so it cannot ...", and the option that asks it; None when English will do.
+
+    Checked before any audio is read, by the library and by the HTTP adapter alike:
+    faster-whisper itself would quietly switch ``multilingual`` off on an English-only
+    model, and transcribe as if it had never been asked.
+    """
+    others = sorted(set(options.languages) - {"en"})
+    if options.language not in (None, "en"):
+        return f"do language {options.language!r}", "language"
+    if others:
+        return f"do language {others[0]!r}", "languages"
+    if options.task is Task.TRANSLATE:
+        return "do translation", "task"
+    if options.multilingual:
+        return "tell a language per segment (multilingual)", "multilingual"
+    return None
+
+
 def _check_language(options: TranscribeOptions, multilingual: bool | None, name: str) -> None:
-    if multilingual is not False:
-        return
-    others = set(options.languages) - {"en"}
-    if options.language not in (None, "en") or options.task is Task.TRANSLATE or others:
-        asked = (
-            "translation"
-            if options.task is Task.TRANSLATE
-            else f"language {options.language or sorted(others)[0]!r}"
-        )
+    asked = needs_multilingual(options) if multilingual is False else None
+    if asked is not None:
         raise UnsupportedLanguageError(
-            f"Model {name!r} understands English only, so it cannot do {asked}.",
+            f"Model {name!r} understands English only, so it cannot {asked[0]}.",
             hint=f"Use the multilingual model: {MULTILINGUAL_HINT}",
         )
 
 
-__all__ = ["ModelCache", "WhisperTranscriber"]
+__all__ = ["ModelCache", "WhisperTranscriber", "needs_multilingual"]
