@@ -16,6 +16,11 @@ storage, as nodes that share nothing but the database run. Two figures per worke
   the last completion.
 
 The 1 KiB goes inline with its job unless ``inline_bytes`` is 0 (then to the blob tables).
+
+``--events on off`` alternates each run with one whose database announces no job changes
+to followers: the trigger that sends ``NOTIFY cesar_job_events`` at every change of state or
+progress (for ``GET /jobs/{id}/events`` on any node) is replaced by one that only drops
+live segments, so the pair measures what those announcements cost the queue.
 Each run has a database of its own, created on the server of the ``--postgres`` URL (this
 user must be allowed to create databases) and dropped afterwards.
 """
@@ -105,13 +110,30 @@ def wait_completed(url: str, jobs: int, timeout: float = 600) -> None:
     raise TimeoutError(f"{jobs} jobs not completed within {timeout} s")
 
 
+#: ``cesar_job_changed`` without its NOTIFY: what a store would run with no followers.
+SILENT_TRIGGER = (
+    "CREATE OR REPLACE FUNCTION cesar_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF TG_OP = 'UPDATE' AND NEW.state <> 'processing' THEN "
+    "DELETE FROM cesar_job_segments WHERE job_id = NEW.id; END IF; RETURN NULL; END $$"
+)
+
+
 def one_run(
-    admin_url: str, jobs: int, workers: int, mode: str, inline_bytes: int, slots: int = 1
+    admin_url: str,
+    jobs: int,
+    workers: int,
+    mode: str,
+    inline_bytes: int,
+    slots: int = 1,
+    events: bool = True,
 ) -> float:
     """Jobs per second for ``workers`` processes of ``slots`` slots each in ``mode``
-    (``drain`` or ``e2e``)."""
+    (``drain`` or ``e2e``), with or without the job-change announcements (``events``)."""
     with scratch_database(admin_url) as url:
         asyncio.run(_open_close(url))  # tables exist before workers race to create them
+        if not events:
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(SILENT_TRIGGER)
         processes = start_workers(url, workers, slots)
         try:
             if mode == "drain":
@@ -158,23 +180,40 @@ def main() -> None:
     parser.add_argument("--slots", type=int, nargs="+", default=[1, 8], help="slots per worker")
     parser.add_argument("--modes", nargs="+", choices=["drain", "e2e"], default=["drain", "e2e"])
     parser.add_argument(
+        "--events",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="announce job changes to followers (off: measure without; both alternate)",
+    )
+    parser.add_argument(
         "--inline-bytes",
         type=int,
         default=DEFAULT_INLINE_AUDIO_BYTES,
         help="uploads up to this size stay with their job; 0: all to the blob tables",
     )
     args = parser.parse_args()
-    runs = [(s, w, m) for s in args.slots for w in args.workers for m in args.modes]
-    rates: dict[tuple[int, int, str], list[float]] = {run: [] for run in runs}
+    runs = [
+        (s, w, m, e)
+        for s in args.slots
+        for w in args.workers
+        for m in args.modes
+        for e in args.events
+    ]
+    rates: dict[tuple[int, int, str, str], list[float]] = {run: [] for run in runs}
     for _ in range(args.repeats):
-        for slots, workers, mode in runs:
-            rate = one_run(args.postgres, args.jobs, workers, mode, args.inline_bytes, slots)
-            rates[(slots, workers, mode)].append(rate)
-            print(f"{mode} {workers}w x {slots} slots: {rate:.0f} jobs/s", flush=True)
-    for (slots, workers, mode), found in rates.items():
+        for slots, workers, mode, events in runs:
+            rate = one_run(
+                args.postgres, args.jobs, workers, mode, args.inline_bytes, slots, events == "on"
+            )
+            rates[(slots, workers, mode, events)].append(rate)
+            print(
+                f"{mode} {workers}w x {slots} slots, events {events}: {rate:.0f} jobs/s", flush=True
+            )
+    for (slots, workers, mode, events), found in rates.items():
         print(
-            f"{mode:5} {workers}w x {slots} slots {statistics.median(found):8.0f} jobs/s median, "
-            f"{max(found):8.0f} best"
+            f"{mode:5} {workers}w x {slots} slots, events {events:3} "
+            f"{statistics.median(found):8.0f} jobs/s median, {max(found):8.0f} best"
         )
 
 
