@@ -75,8 +75,10 @@ def _focused(page: Any) -> dict[str, Any]:
     return page.evaluate(  # type: ignore[no-any-return]
         """() => {
           const el = document.activeElement;
+          const ring = el.matches(':focus-visible') && getComputedStyle(el).outlineStyle !== 'none'
+            && parseFloat(getComputedStyle(el).outlineWidth) >= 2;
           return {text: el.textContent.trim(), cls: el.className, start: el.dataset.start
-                    ?? el.closest('p')?.dataset.start, ring: el.matches(':focus-visible'),
+                    ?? el.closest('p')?.dataset.start, ring,
                   inside: document.getElementById('transcript').contains(el), id: el.id};
         }"""
     )
@@ -129,6 +131,7 @@ def test_the_transcript_is_one_tab_stop_walked_with_the_arrow_keys(
         f"Math.abs(document.getElementById('audio').currentTime - {lazy['start']}) < 0.05"
     )
     sync_api.expect(transcript.locator(".w.now")).to_have_text(lazy["word"])
+    assert _focused(page)["ring"]  # the mark of the word playing does not hide the ring
     screenshot(page, tmp_path, "keyboard-seek")
 
     page.keyboard.press("ArrowLeft")
@@ -159,7 +162,9 @@ def test_a_speaker_renamed_on_the_page_is_named_everywhere(
     _open(page, served, "call")
     who = page.locator("#transcript .who")
     assert set(who.all_inner_texts()) == {"SPEAKER_00:", "SPEAKER_01:"}
-    form = page.locator("#speaker-names")
+    form = page.get_by_role("form", name="Speaker names")
+    sync_api.expect(form).to_be_hidden()  # folded: open, it would fill a phone's screen
+    page.locator("summary", has_text="Speaker names").press("Enter")
     sync_api.expect(form).to_be_visible()
     alice = form.get_by_role("textbox", name="SPEAKER_00")
     alice.fill("Alice")
@@ -183,6 +188,7 @@ def test_a_speaker_renamed_on_the_page_is_named_everywhere(
 
     page.reload()
     sync_api.expect(named.first).to_have_text("Alice:")
+    page.locator("summary", has_text="Speaker names").click()
     alice = form.get_by_role("textbox", name="SPEAKER_00")
     sync_api.expect(alice).to_have_value("Alice")
     alice.fill("")

@@ -181,8 +181,9 @@ async function download(job, format) {
 
 function showSpeakerForm(job) {
   const labels = [...new Set((job.segments || []).map((s) => s.speaker).filter(Boolean))];
-  $("speaker-names").hidden = !(features.rename && labels.length);
-  if ($("speaker-names").hidden) return;
+  // Folded away until asked for: open, it would fill a phone's screen above the transcript.
+  $("speaker-box").hidden = !(features.rename && labels.length);
+  if ($("speaker-box").hidden) return;
   const names = speakerNames(job);
   $("speaker-fields").replaceChildren(...labels.map((speaker) => {
     const field = document.createElement("label");

@@ -7,6 +7,7 @@
 // would otherwise be hundreds of Tab stops between the player and the rest of the page.
 
 const ITEMS = ".at, .w";
+const MOVES = ["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End"];
 
 const clock = (seconds) => {
   const s = Math.max(0, Math.floor(seconds));
@@ -47,7 +48,7 @@ function target(container, item, key) {
     case "ArrowUp": return timeOf(segment?.previousElementSibling);
     case "Home": return items[0];
     case "End": return items[items.length - 1];
-    default: return undefined;
+    default: return item;
   }
 }
 
@@ -62,9 +63,9 @@ export function enableKeyboard(container) {
       seekTo(container, Number(item.dataset.start));
       return;
     }
-    const next = target(container, item, event.key);
-    if (next === undefined && !["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp"].includes(event.key)) return;
+    if (!MOVES.includes(event.key)) return;
     event.preventDefault();  // the arrows would scroll the page, even at either end
+    const next = target(container, item, event.key);
     if (next) rove(container, next, true);
   });
   container.addEventListener("focusin", (event) => {
