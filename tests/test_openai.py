@@ -4,14 +4,21 @@ format, word and segment timestamps, translations, and the model list."""
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 import srt
 import webvtt
+from openai.types.audio import TranslationVerbose
+
+from cesar_http.routes import openai as openai_routes
 
 from .conftest import DATA, REFERENCES, wer
+from .inproc_server import served_app
 from .test_http import api  # noqa: F401  (the served API fixture)
 
 
@@ -51,7 +58,7 @@ def test_verbose_json_with_words_and_segments(client: openai.OpenAI) -> None:
         language="en",
         temperature=0.0,
     )
-    assert result.language == "en"  # type: ignore[attr-defined]
+    assert result.language == "english"  # type: ignore[attr-defined]  # OpenAI's: a name
     assert result.duration > 3  # type: ignore[attr-defined]
     assert result.segments  # type: ignore[attr-defined]
     assert result.segments[0].end > result.segments[0].start  # type: ignore[attr-defined]
@@ -82,6 +89,18 @@ def test_translation_to_english(client: openai.OpenAI) -> None:
     assert wer(REFERENCES["speech_es"], result.text) > 0.5  # not the Spanish words
 
 
+def test_verbose_translation_is_in_english_from_spanish(client: openai.OpenAI) -> None:
+    with (DATA / "speech_es.opus").open("rb") as audio:
+        result = client.audio.translations.create(
+            model="base", file=audio, response_format="verbose_json"
+        )
+    assert isinstance(result, TranslationVerbose)
+    assert result.language == "english"  # the translation's, as OpenAI documents it
+    assert result.segments
+    # Cesar's own per-segment field keeps the code of the language spoken.
+    assert {segment.model_extra["language"] for segment in result.segments} == {"es"}  # type: ignore[index]
+
+
 def test_models_and_errors(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"whisper-1", "tiny.en"} <= ids
@@ -94,3 +113,38 @@ def test_models_and_errors(client: openai.OpenAI) -> None:
 def _unknown_model(client: openai.OpenAI) -> None:
     with (DATA / "speech_en.wav").open("rb") as audio:
         client.audio.transcriptions.create(model="no-such-model", file=audio)
+
+
+def test_rendering_an_answer_leaves_the_server_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-flowing subtitles of a long transcript is CPU work: while one answer renders,
+    the server still answers others. The render here waits until the test has seen
+    ``GET /health`` answered, so on the event loop it would hold the health check up."""
+    rendering, release = threading.Event(), threading.Event()
+    real_render = openai_routes.render
+
+    def held_render(*args: object) -> str:
+        rendering.set()
+        release.wait(60)
+        return real_render(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(openai_routes, "render", held_render)
+    with served_app(tmp_path, workers=1) as url, ThreadPoolExecutor(1) as pool:
+        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+        def subtitles() -> str:
+            with (DATA / "speech_en.wav").open("rb") as audio:
+                return sdk.audio.transcriptions.create(
+                    model="whisper-1", file=audio, response_format="srt"
+                )
+
+        answer = pool.submit(subtitles)
+        try:
+            assert rendering.wait(120), answer.exception(0) if answer.done() else "no render"
+            health = httpx.get(f"{url}/health", timeout=5)
+            assert health.status_code == 200
+        finally:
+            release.set()
+        cues = list(srt.parse(answer.result(60)))
+    assert wer(REFERENCES["speech_en"], " ".join(cue.content for cue in cues)) < 0.5

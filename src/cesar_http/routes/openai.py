@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from cesar_core import render
 from cesar_core.jobs import Job, JobState
+from cesar_core.languages import LANGUAGE_NAMES
 from cesar_core.transcript import Task, Transcript
 from cesar_core.transcription.formats import MEDIA_TYPES, SUBTITLE_FORMATS
 from cesar_core.transcription.subtitles import SubtitleOptions
@@ -177,7 +178,11 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
     job, _ = await state.service.submit_stored(stored, **job_settings)
     if stream:  # OpenAI's events, each segment as soon as a worker transcribed it
         return openai_stream(state, job.id)
-    return _answer(await _wait(state, job), response_format, granularities, subtitles)
+    finished = await _wait(state, job)
+    # Subtitles re-flowed from an hour of words, or the JSON of thousands of segments, take
+    # a moment of CPU: built in a thread, as GET /jobs/{id}/transcript renders, so that one
+    # big answer holds no other request up.
+    return await asyncio.to_thread(_answer, finished, response_format, granularities, subtitles)
 
 
 def _fields(
@@ -235,6 +240,7 @@ async def _wait(state: Runtime, job: Job) -> Job:
 def _answer(
     job: Job, response_format: str, granularities: set[str], subtitles: SubtitleOptions
 ) -> Response:
+    """The finished job as OpenAI answers in ``response_format``; run off the event loop."""
     if job.state is not JobState.COMPLETED or job.result is None:
         return job_error_response(job.error, job.state.value)
     result = job.result
@@ -294,10 +300,17 @@ def _usage(result: Transcript) -> dict[str, Any]:
 def _verbose(result: Transcript, granularities: set[str]) -> dict[str, Any]:
     """OpenAI's ``verbose_json``: segments always (with the decode's own tokens,
     temperature and compression ratio, and Cesar's ``language`` of each), words when asked
-    for, and ``usage`` in seconds of audio as OpenAI reports it."""
+    for, and ``usage`` in seconds of audio as OpenAI reports it.
+
+    The top-level ``language`` is OpenAI's: the lower-case English name (``english``), and
+    for a translation the language written, always English, as OpenAI documents it. Each
+    segment's ``language`` is Cesar's own field, so it keeps Cesar's code (``es``), as the
+    job API and ``json`` transcripts give it.
+    """
+    spoken = "en" if result.task is Task.TRANSLATE else result.language
     body: dict[str, Any] = {
         "task": result.task.value,
-        "language": result.language,
+        "language": LANGUAGE_NAMES.get(spoken, spoken),
         "duration": result.duration,
         "text": result.text,
         "segments": [
