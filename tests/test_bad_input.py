@@ -16,6 +16,7 @@ from cesar_core import (
     ModelNotFoundError,
     NoAudioStreamError,
     TranscribeOptions,
+    TranscriptionError,
     TruncatedAudioError,
     UnsupportedLanguageError,
     WhisperTranscriber,
@@ -127,7 +128,17 @@ def test_english_only_model_refuses_other_languages(
     with pytest.raises(UnsupportedLanguageError) as error:
         transcribe(transcriber, data / "speech_en.wav", **options)
     assert "understands English only" in str(error.value)
-    assert "--model base" in str(error.value)
+    assert 'model="base"' in str(error.value)  # the option, as any caller names it
+
+
+def test_a_compute_type_the_device_lacks_names_the_option(
+    transcriber: WhisperTranscriber, data: Path
+) -> None:
+    with pytest.raises(TranscriptionError, match="compute type 'float16'") as error:
+        transcribe(transcriber, data / "speech_en.wav", device="cpu", compute_type="float16")
+    assert error.value.hint
+    assert 'compute_type="auto"' in error.value.hint
+    assert "--" not in error.value.hint
 
 
 def test_unknown_model_names_the_available_ones(

@@ -198,13 +198,13 @@ def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
         raise TranscriptionError(
             f"Cannot load the model in {path} on {device} with compute type "
             f"{compute_type!r}: {exc}.",
-            hint="Try --compute-type auto.",
+            hint='Try compute_type="auto" (int8 on the CPU, float16 on CUDA).',
         ) from exc
     except RuntimeError as exc:
         raise TranscriptionError(
             f"Cannot load the model in {path} on {device}: {exc}.",
             hint="Check that the directory holds a CTranslate2 whisper model and "
-            "that the device exists (--device cpu always does).",
+            'that the device exists (device="cpu" always does).',
         ) from exc
     logger.info("loaded model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads)
     return model

@@ -33,8 +33,9 @@ from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
 logger = logging.getLogger(__name__)
 
-#: What to use for speech other than English.
-MULTILINGUAL_HINT = "--model base (pip install 'cesar[multilingual]')."
+#: What to use for speech other than English, named as an option (not a command-line
+#: flag), so that it reads well whichever adapter shows it.
+MULTILINGUAL_HINT = "model=\"base\" (pip install 'cesar[multilingual]')."
 
 
 def pick_device(device: Device) -> str:
