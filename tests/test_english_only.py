@@ -66,6 +66,16 @@ def test_the_cli_refuses_multilingual_on_an_english_only_model(data: Path) -> No
     assert result.stdout == ""
 
 
+def test_the_cli_refuses_it_once_for_several_files(data: Path, tmp_path: Path) -> None:
+    """The model cannot do it for any file: one usage error, not one failure per file."""
+    out = tmp_path / "out"
+    files = (data / "speech_en.wav", data / "long_en.opus")
+    result = cesar("transcribe", *files, "-o", out, "--multilingual")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("understands English only") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
 @pytest.fixture(scope="module")
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A server with no worker: a refused request must leave no job behind (and a request

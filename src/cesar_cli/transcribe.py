@@ -19,6 +19,7 @@ from cesar_core import (
     Task,
     TranscribeOptions,
     Transcript,
+    UnsupportedLanguageError,
     WhisperTranscriber,
     make_options,
     render,
@@ -206,7 +207,8 @@ def transcribe(
       cesar transcribe talk.mp3 -f all -o subs/ --subtitle-preset netflix
 
     When several files are given and one fails, the others are still transcribed and the
-    command exits with status 1.
+    command exits with status 1; a model unable to do what is asked (tiny.en with
+    --language fr) stops at once with status 2.
     """
     configure_logging(verbose, quiet)
     formats = formats_to_write(fmt, output, len(files) > 1)
@@ -241,6 +243,8 @@ def transcribe(
                 _write_atomically(path, text)
                 if verbose:
                     click.echo(f"wrote {path}", err=True)
+        except UnsupportedLanguageError:
+            raise  # the model cannot do what is asked, for any file: one usage error
         except CesarError as exc:
             if len(plan) == 1:
                 raise
