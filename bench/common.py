@@ -14,10 +14,12 @@ module of the standard library or of a dependency.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -105,3 +107,42 @@ def scratch_database(admin_url: str, prefix: str = "cesar_bench") -> Iterator[st
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def baseline_checkout(revision: str) -> Iterator[Path]:
+    """Cesar at git ``revision``, checked out with ``git worktree`` into a temporary
+    directory (removed when the block ends); yields the checkout's root."""
+    with tempfile.TemporaryDirectory(prefix="cesar-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(tree), revision], cwd=ROOT, check=True
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False
+            )
+
+
+def side_environment(src: Path | None, home: Path) -> dict[str, str]:
+    """The environment of a benchmarked Cesar process: a private data directory (an empty
+    SQLite store) under ``home`` and, for a baseline revision, its ``src`` first on
+    ``PYTHONPATH``, so that both sides share every installed dependency and differ only in
+    Cesar's own code."""
+    env = {
+        **os.environ,
+        "CESAR_DATA_DIR": str(home / "data"),
+        "CESAR_CACHE_DIR": str(home / "cache"),
+        "CESAR_CONFIG": str(home / "cesar.toml"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "cesar.toml").write_text("")
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+        # The installed distribution declares the PostgreSQL plugin as an entry point; the
+        # older core registers the same module itself, and pluggy refuses it twice.
+        env["CESAR_BLOCK_PLUGINS"] = "postgres"
+    return env

@@ -17,7 +17,6 @@ Besides the times, it prints which heavy modules each side imports for ``jobs li
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,28 +28,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, free_port, summary
+from bench.common import baseline_checkout, free_port, side_environment, summary
 
 HEAVY = ("faster_whisper", "ctranslate2", "av", "numpy", "pluggy")
-
-
-def environment(src: Path | None, home: Path) -> dict[str, str]:
-    """A private data directory (an empty SQLite store) and, for the baseline, its source."""
-    env = {
-        **os.environ,
-        "CESAR_DATA_DIR": str(home / "data"),
-        "CESAR_CACHE_DIR": str(home / "cache"),
-        "CESAR_CONFIG": str(home / "cesar.toml"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "cesar.toml").write_text("")
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
-        # The installed distribution declares the PostgreSQL plugin as an entry point; the
-        # older core registers the same module itself, and pluggy refuses it twice.
-        env["CESAR_BLOCK_PLUGINS"] = "postgres"
-    return env
 
 
 def jobs_list(env: dict[str, str]) -> float:
@@ -113,45 +93,37 @@ def main() -> None:
     parser.add_argument("--baseline", default="df921fc", help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per side")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cesar-startup-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="cesar-startup-") as tmp,
+        baseline_checkout(args.baseline) as tree,
+    ):
         root = Path(tmp)
-        tree = root / "baseline"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", "-q", str(tree), args.baseline],
-            cwd=ROOT,
-            check=True,
-        )
-        try:
-            sides = {
-                "baseline": environment(tree / "src", root / "home-baseline"),
-                "current": environment(None, root / "home-current"),
-            }
-            measures: dict[str, Callable[[dict[str, str]], float]] = {
-                "cesar jobs list": jobs_list,
-                "cesar serve --no-worker (to /health)": api_only_serve,
-            }
-            for env in sides.values():  # create the stores, warm the file cache
-                jobs_list(env)
-            samples = {(m, s): [] for m in measures for s in sides}  # type: ignore[var-annotated]
-            for _ in range(args.rounds):
-                for measure, run in measures.items():
-                    for side, env in sides.items():
-                        samples[measure, side].append(run(env))
-            print(f"baseline {args.baseline}, {args.rounds} alternating rounds, seconds")
-            for measure in measures:
-                base = summary(samples[measure, "baseline"])
-                now = summary(samples[measure, "current"])
-                print(
-                    f"{measure:40} baseline min {base['min']:.3f} median {base['median']:.3f}"
-                    f" | current min {now['min']:.3f} median {now['median']:.3f}"
-                    f" | ratio {now['median'] / base['median']:.2f}"
-                )
-            for side, env in sides.items():
-                print(f"{side:8} jobs list imports: {', '.join(heavy_imports(env)) or 'none'}")
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False
+        sides = {
+            "baseline": side_environment(tree / "src", root / "home-baseline"),
+            "current": side_environment(None, root / "home-current"),
+        }
+        measures: dict[str, Callable[[dict[str, str]], float]] = {
+            "cesar jobs list": jobs_list,
+            "cesar serve --no-worker (to /health)": api_only_serve,
+        }
+        for env in sides.values():  # create the stores, warm the file cache
+            jobs_list(env)
+        samples = {(m, s): [] for m in measures for s in sides}  # type: ignore[var-annotated]
+        for _ in range(args.rounds):
+            for measure, run in measures.items():
+                for side, env in sides.items():
+                    samples[measure, side].append(run(env))
+        print(f"baseline {args.baseline}, {args.rounds} alternating rounds, seconds")
+        for measure in measures:
+            base = summary(samples[measure, "baseline"])
+            now = summary(samples[measure, "current"])
+            print(
+                f"{measure:40} baseline min {base['min']:.3f} median {base['median']:.3f}"
+                f" | current min {now['min']:.3f} median {now['median']:.3f}"
+                f" | ratio {now['median'] / base['median']:.2f}"
             )
+        for side, env in sides.items():
+            print(f"{side:8} jobs list imports: {', '.join(heavy_imports(env)) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,31 @@ def test_chaos_small_run(tmp_path: Path) -> None:
     assert run["lost"] == run["completed twice"] == 0
     assert run["workers killed"] >= 1  # the run did what it says
     assert run["worker exit codes at the end"] == [0, 0]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng to speak")
+def test_diarize_small_run(tmp_path: Path) -> None:
+    """Half a minute of the generated two-voice conversation, no fixtures, no baseline:
+    the channels diarizer finds the generated reference (so the reference's times are
+    where the voices are), and the plain run hears the text that was read."""
+    out = tmp_path / "diarize.json"
+    result = bench(
+        "bench/diarize.py",
+        "--minutes",
+        "0.5",
+        "--no-fixtures",
+        "--modes",
+        "plain",
+        "channels",
+        "--rounds",
+        "0",
+        "--out",
+        str(out),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads(out.read_text())["conversation_0.5min"]
+    assert rows["channels"]["speakers"] == 2
+    assert rows["channels"]["der"] < 0.1
+    assert rows["plain"]["wer"] < 0.4
+    assert rows["channels"]["ratio"] < 0.2  # channels costs next to nothing
