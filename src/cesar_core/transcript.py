@@ -228,7 +228,7 @@ def _check_language_choice(options: TranscribeOptions) -> None:
         raise InvalidOptionsError(
             "hallucination_silence_threshold needs word timestamps: faster-whisper finds "
             "the silences from the words' times.",
-            hint="Turn word_timestamps on as well (--word-timestamps).",
+            hint="Turn word_timestamps on as well.",
         )
 
 

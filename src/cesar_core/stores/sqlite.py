@@ -64,7 +64,7 @@ class SQLiteJobStore:
             raise CesarError(
                 f"Cannot open the job database {path}: {exc}.",
                 hint="Check that its directory exists and is writable, or choose another "
-                "store with --store / CESAR_STORE.",
+                "store (the store setting, CESAR_STORE).",
             ) from exc
         store = cls(path, connection)
         try:

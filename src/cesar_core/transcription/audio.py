@@ -264,7 +264,7 @@ class AudioStream:
             f"{self.name} is truncated: it announces {self.declared:.1f} s of audio but only "
             f"{decoded_until:.1f} s could be decoded.",
             hint="Copy or export the file again; to transcribe the part that is there, pass "
-            f"clip_end {math.floor(decoded_until * 10) / 10:.1f} (--clip-end).",
+            f"clip_end {math.floor(decoded_until * 10) / 10:.1f}.",
         )
 
     def close(self) -> None:

@@ -78,7 +78,7 @@ class ModelResolver:
 
 def _how_to_add() -> str:
     return (
-        "Run `cesar models` to list models; pass --model with a directory holding a "
-        "CTranslate2 whisper model; or allow a one-time download with --allow-download "
-        "(CESAR_ALLOW_DOWNLOAD=1)."
+        "List the models with `cesar models` (or GET /v1/models); give model as a directory "
+        "holding a CTranslate2 whisper model; or allow a one-time download with "
+        "allow_download (CESAR_ALLOW_DOWNLOAD=1)."
     )
