@@ -171,6 +171,40 @@ def test_the_core_names_no_adapter_module() -> None:
     assert offenders == []
 
 
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring constants of ``tree`` (text for readers of the code)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def test_the_core_speaks_of_options_not_of_command_line_flags() -> None:
+    """The core's messages reach users of the library, the API and the CLI alike, so they
+    name options (``model="base"``), not one adapter's flags (``--model base``)."""
+    flags = set()
+    for path in (SRC / "cesar_cli").rglob("*.py"):
+        flags |= set(re.findall(r"[\"'](--[a-z][a-z-]+)", path.read_text(encoding="utf-8")))
+    assert {"--model", "--store", "--clip-end"} <= flags
+    naming = re.compile(rf"(?<![\w-])({'|'.join(map(re.escape, sorted(flags)))})(?![\w-])")
+    offenders = []
+    for path in sorted((SRC / "cesar_core").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and naming.search(node.value)
+            ):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert offenders == []
+
+
 def test_the_bundled_postgres_plugin_comes_through_its_entry_point() -> None:
     """The PostgreSQL plugin is registered like any plugin, and even with CESAR_PLUGINS
     empty, since it ships with Cesar; CESAR_BLOCK_PLUGINS can still keep it out."""
