@@ -301,19 +301,19 @@ def test_the_page_shows_who_speaks(tmp_path: Path, data: Path) -> None:
         page = browser.new_page()
         page.goto(f"{url}/")
         page.set_input_files("#files", data / "speakers_three.opus")
-        page.get_by_role("checkbox", name="Speakers").check()
+        page.get_by_role("combobox", name="Speakers").select_option(label="Speakers by voice")
         page.get_by_role("button", name="Transcribe").click()
         page.get_by_role("link", name="speakers_three.opus").click()
         page.wait_for_selector("#transcript .w", timeout=300_000)
         who = page.locator("#transcript .who")
-        assert set(who.all_inner_texts()) == {"SPEAKER_00:", "SPEAKER_01:", "SPEAKER_02:"}
+        assert set(who.all_inner_texts()) == {"Speaker 1:", "Speaker 2:", "Speaker 3:"}
         spec = httpx.get(f"{url}/openapi.json").json()
         renaming = page.locator("#speaker-names")
         if "patch" not in spec["paths"]["/jobs/{job_id}"]:
             sync_api.expect(page.locator("#speaker-box")).to_be_hidden()
         else:
             page.locator("summary", has_text="Speaker names").click()
-            renaming.get_by_role("textbox", name="SPEAKER_00").fill("Alice")
+            renaming.get_by_role("textbox", name="Speaker 1").fill("Alice")
             renaming.get_by_role("button", name="Save names").click()
             sync_api.expect(who.first).to_have_text("Alice:")
             page.reload()

@@ -2,7 +2,7 @@
 // Plain ES modules, no build step; every request goes to this server's public API.
 import * as api from "./api.js";
 import { ENDED, JobList, label } from "./jobs.js";
-import { enableKeyboard, renderTranscript, Highlighter } from "./transcript.js";
+import { enableKeyboard, renderTranscript, speakerLabels, Highlighter } from "./transcript.js";
 
 const $ = (id) => document.getElementById(id);
 const FORMATS = ["txt", "srt", "vtt", "json", "tsv"];
@@ -61,7 +61,7 @@ async function submitFiles(event) {
     task: $("task").value,
     word_timestamps: $("words").checked ? "true" : "false",
   };
-  if (features.speakers && $("speakers").checked) fields.diarize = "auto";
+  if (features.speakers && $("speakers").value) fields.diarize = $("speakers").value;
   $("submit").disabled = true;
   try {
     await guarded(async () => {
@@ -106,7 +106,7 @@ function onJob(job, partial = false) {
   current = job;
   showStatus(job);
   if (job.status !== "completed" && job.segments?.length && !resultShown) {
-    renderTranscript($("transcript"), job, speakerNames(job));  // the segments so far
+    renderTranscript($("transcript"), job);  // the segments so far
   }
   if (job.status === "completed" && job.segments && !resultShown) {
     resultShown = true;
@@ -120,17 +120,11 @@ function onSegment(segment) {
   const known = current.segments || [];
   if (known.some((s) => s.id === segment.id)) return;
   current.segments = [...known, segment];
-  renderTranscript($("transcript"), current, speakerNames(current));
-}
-
-// The names given to speakers: the job lists its speakers ({id, name, talk_time}).
-function speakerNames(job) {
-  const speakers = Array.isArray(job.speakers) ? job.speakers : [];
-  return Object.fromEntries(speakers.filter((s) => s.name).map((s) => [s.id, s.name]));
+  renderTranscript($("transcript"), current);
 }
 
 async function showResult(job) {
-  renderTranscript($("transcript"), job, speakerNames(job));
+  renderTranscript($("transcript"), job);
   $("player-box").hidden = false;
   await loadAudio(job);
   if (highlighter) highlighter.refresh();
@@ -180,19 +174,22 @@ async function download(job, format) {
 }
 
 function showSpeakerForm(job) {
-  const labels = [...new Set((job.segments || []).map((s) => s.speaker).filter(Boolean))];
+  // The speakers heard in the segments, in the job's order (Speaker 1 first).
+  const heard = new Set((job.segments || []).map((s) => s.speaker).filter(Boolean));
+  const listed = Array.isArray(job.speakers) ? job.speakers : [];
+  const ids = [...new Set([...listed.map((s) => s.id), ...heard])].filter((id) => heard.has(id));
   // Folded away until asked for: open, it would fill a phone's screen above the transcript.
-  $("speaker-box").hidden = !(features.rename && labels.length);
+  $("speaker-box").hidden = !(features.rename && ids.length);
   if ($("speaker-box").hidden) return;
-  const names = speakerNames(job);
-  $("speaker-fields").replaceChildren(...labels.map((speaker) => {
+  const numbers = speakerLabels(job, false);  // each field says whom it names: "Speaker 1"
+  $("speaker-fields").replaceChildren(...ids.map((speaker) => {
     const field = document.createElement("label");
-    const talk = (job.speakers || []).find?.((s) => s.id === speaker)?.talk_time;
-    field.textContent = talk ? `${speaker} (${Math.round(talk)} s)` : speaker;
+    const { name, talk_time: talk } = listed.find((s) => s.id === speaker) || {};
+    field.textContent = talk ? `${numbers[speaker]} (${Math.round(talk)} s)` : numbers[speaker];
     const input = document.createElement("input");
     input.name = speaker;
-    input.value = names[speaker] || "";
-    input.placeholder = speaker;
+    input.value = name || "";
+    input.placeholder = numbers[speaker];
     input.maxLength = 100;  // the most the server takes
     input.autocomplete = "off";
     field.append(input);
@@ -212,7 +209,7 @@ async function saveSpeakers(event) {
   await guarded(async () => {
     const job = await api.renameSpeakers(current.id, speakers);
     current = { ...current, speakers: job.speakers ?? current.speakers };
-    renderTranscript($("transcript"), current, speakerNames(current));
+    renderTranscript($("transcript"), current);
     highlighter.refresh();
     $("names-saved").textContent = "Names saved.";
   });

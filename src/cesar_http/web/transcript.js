@@ -78,9 +78,30 @@ export function enableKeyboard(container) {
   });
 }
 
-export function renderTranscript(container, job, names) {
+// How the page shows each speaker, as the downloads do: the name given, or "Speaker 1",
+// "Speaker 2"... in the order of the job's speakers (its `speakers` list), whatever their
+// ids (SPEAKER_00...). With `named` false, the number alone (what the rename form says).
+// While a job runs its speakers are not listed yet: an id's own number stands in
+// (SPEAKER_00 is Speaker 1), the order the finished job lists them in (unless a channel
+// stays silent).
+export function speakerLabels(job, named = true) {
+  const labels = {};
+  const speakers = Array.isArray(job.speakers) ? job.speakers : [];
+  speakers.forEach((speaker, index) => {
+    labels[speaker.id] = (named && speaker.name) || `Speaker ${index + 1}`;
+  });
+  for (const { speaker } of job.segments || []) {
+    if (!speaker || Object.hasOwn(labels, speaker)) continue;
+    const number = /^SPEAKER_(\d+)$/.exec(speaker);
+    labels[speaker] = number ? `Speaker ${Number(number[1]) + 1}` : speaker;
+  }
+  return labels;
+}
+
+export function renderTranscript(container, job) {
   // Rendered again as segments arrive or speakers are renamed: the Tab stop stays where it
   // was, and so does the focus.
+  const labels = speakerLabels(job);
   const before = itemsOf(container);
   const stop = Math.max(0, before.findIndex((item) => item.tabIndex === 0));
   const focused = before.includes(document.activeElement);
@@ -93,7 +114,7 @@ export function renderTranscript(container, job, names) {
     at.className = "at";
     at.tabIndex = -1;
     at.textContent = clock(segment.start);
-    const speaker = segment.speaker ? names[segment.speaker] || segment.speaker : null;
+    const speaker = segment.speaker ? labels[segment.speaker] : null;
     at.setAttribute("aria-label", `Play from ${clock(segment.start)}${speaker ? `, ${speaker}` : ""}`);
     at.addEventListener("click", () => seekTo(container, segment.start));
     p.append(at);
