@@ -61,17 +61,28 @@ def test_loading_the_plugins_imports_no_database_driver() -> None:
     assert result.stdout.split() == ["True", "False"]
 
 
+def _imported(graph: grimp.ImportGraph, module: str) -> set[str]:
+    """What ``module`` imports, with the packages that run on the way: importing
+    ``a.b.c`` runs ``a/b/__init__`` too. (The top-level packages are left out: their
+    ``__init__`` is a public face whose names load lazily, on first use.)"""
+    found = set()
+    for imported in graph.find_modules_directly_imported_by(module):
+        if imported.startswith(PACKAGES):
+            found.add(imported)
+            parts = imported.split(".")
+            for depth in range(2, len(parts)):
+                package = ".".join(parts[:depth])
+                if not module.startswith(f"{package}."):
+                    found.add(package)
+    return found
+
+
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan), over every
-    import statement, including those inside functions: a deferred import cannot hide one."""
+    import statement, including those inside functions: a deferred import cannot hide one,
+    nor can an import of a package's submodule hide that it runs the package."""
     edges = {
-        module: {
-            imported
-            for imported in graph.find_modules_directly_imported_by(module)
-            if imported.startswith(PACKAGES)
-        }
-        for module in graph.modules
-        if module.startswith(PACKAGES)
+        module: _imported(graph, module) for module in graph.modules if module.startswith(PACKAGES)
     }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -117,6 +128,17 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph.add_import(importer="cesar_core.b", imported="cesar_core.a")
     graph.add_import(importer="cesar_core.c", imported="cesar_core.a")
     assert _cycles(graph) == [["cesar_core.a", "cesar_core.b"]]
+
+
+def test_the_cycle_finder_sees_packages_run_on_the_way() -> None:
+    """A package's ``__init__`` that imports (even in a function) a module which imports
+    one of the package's submodules is a cycle: that import runs the ``__init__``."""
+    graph = grimp.ImportGraph()
+    for module in ("cesar_core.p", "cesar_core.p.cache", "cesar_core.q"):
+        graph.add_module(module)
+    graph.add_import(importer="cesar_core.p", imported="cesar_core.q")
+    graph.add_import(importer="cesar_core.q", imported="cesar_core.p.cache")
+    assert _cycles(graph) == [["cesar_core.p", "cesar_core.q"]]
 
 
 def test_the_domain_model_loads_no_engine() -> None:

@@ -25,7 +25,7 @@ from cesar_core.plugins import BUILTIN_PLUGINS, make_manager
 from cesar_core.service import JobService
 from cesar_core.storage import open_storage
 from cesar_core.storage.local import LocalStorage
-from cesar_core.transcription import open_transcriber
+from cesar_core.transcribers import open_transcriber
 from cesar_core.worker import Worker
 
 from .conftest import REFERENCES, wer

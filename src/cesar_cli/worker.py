@@ -12,7 +12,7 @@ from cesar_core.fetch import FetchPolicy
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
 from cesar_core.settings import redact
-from cesar_core.transcription import open_transcriber
+from cesar_core.transcribers import open_transcriber
 from cesar_core.worker import Worker, WorkerConfig
 
 from .logs import configure_logging

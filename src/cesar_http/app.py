@@ -28,7 +28,7 @@ from cesar_core.fetch import FetchPolicy
 from cesar_core.housekeeping import Housekeeper, retention_of
 from cesar_core.plugins import get_manager
 from cesar_core.service import JobService
-from cesar_core.transcription import open_transcriber
+from cesar_core.transcribers import open_transcriber
 
 from .apidocs import add_docs
 from .errors import cesar_error_response, error_response, status_for, validation_response
