@@ -45,9 +45,10 @@ def share_key(job: Job) -> TranscribeOptions | None:
 
     Jobs share when every option but their clip range and word timestamps is the same, with
     the language fixed: a job with a prompt, voice detection, batched decoding, speakers, a
-    language per window or a list of languages to detect among, or a URL source runs alone,
-    and so does a job without a language on a model that is not English-only (whisper
-    would detect one language for the whole window).
+    language per window or a list of languages to detect among, or a URL source runs alone.
+    A job without a language on a model that is not English-only gets a key without one:
+    whisper would detect one language for the whole window, so such jobs share only once
+    each one's language is detected (:mod:`cesar_core.packing`), with jobs of that language.
     """
     options = job.options
     if (
@@ -61,9 +62,7 @@ def share_key(job: Job) -> TranscribeOptions | None:
     ):
         return None
     language = options.language
-    if language is None:
-        if not options.model.endswith(".en"):
-            return None
+    if language is None and options.model.endswith(".en"):
         language = "en"
     return attrs.evolve(
         options, language=language, word_timestamps=True, clip_start=None, clip_end=None
@@ -149,19 +148,11 @@ def split(
     (silent clips never share).
     """
     count = len(starts)
-    bounds = [
-        (starts[i] + durations[i] + starts[i + 1]) / 2 if i + 1 < count else math.inf
-        for i in range(count)
-    ]
-
-    def owner(time: float) -> int:
-        return next(i for i, bound in enumerate(bounds) if time < bound)
-
+    bounds = _bounds(starts, durations)
     owned: list[list[Segment]] = [[] for _ in range(count)]
     broken: set[int] = set()
     for segment in window.segments:
-        times = [t for word in segment.words for t in (word.start, word.end)]
-        owners = {owner(t) for t in times or (segment.start, segment.end)}
+        owners = _owners(segment, bounds)
         if len(owners) > 1:
             broken |= set(range(min(owners), max(owners) + 1))
             continue
@@ -186,6 +177,73 @@ def split(
             )
         )
     return results
+
+
+class LiveSplit:
+    """A window's segments, as they are transcribed, handed to their clips once settled.
+
+    A clip is settled when the window's segments have moved past it (a segment lies wholly
+    in a later clip's part): nothing that comes later can reach back across its silence,
+    so its segments are the ones :func:`split` will give it. A clip that a segment
+    straddles is never handed anything (it is to be transcribed alone), nor is one left
+    without text; the last clip is settled only by the window's end, when :func:`split`
+    takes over.
+    """
+
+    def __init__(
+        self,
+        starts: Sequence[float],
+        durations: Sequence[float],
+        options: Sequence[TranscribeOptions],
+    ) -> None:
+        self.starts, self.durations, self.options = starts, durations, options
+        self._bounds = _bounds(starts, durations)
+        self._held: list[list[Segment]] = [[] for _ in starts]
+        self._broken: set[int] = set()
+        self._open = 0  # the first clip not settled yet
+
+    def add(self, segments: Sequence[Segment]) -> list[tuple[int, tuple[Segment, ...]]]:
+        """Take the window's next segments; return each clip they settle, by index, with
+        its segments on its own timeline (as :func:`split` numbers and times them)."""
+        settled = []
+        for segment in segments:
+            owners = _owners(segment, self._bounds)
+            for index in range(self._open, min(owners)):
+                text = any(held.text for held in self._held[index])
+                if index not in self._broken and text:
+                    settled.append((index, self._moved(index)))
+            self._open = max(self._open, min(owners))
+            if len(owners) > 1:
+                self._broken |= set(range(min(owners), max(owners) + 1))
+            else:
+                self._held[owners.pop()].append(segment)
+        return settled
+
+    def _moved(self, index: int) -> tuple[Segment, ...]:
+        start, duration = self.starts[index], self.durations[index]
+        return tuple(
+            _moved(segment, number, start, duration, self.options[index])
+            for number, segment in enumerate(self._held[index])
+        )
+
+
+def _bounds(starts: Sequence[float], durations: Sequence[float]) -> list[float]:
+    """Where each clip's part of the window ends: the middle of the silence after it."""
+    count = len(starts)
+    return [
+        (starts[i] + durations[i] + starts[i + 1]) / 2 if i + 1 < count else math.inf
+        for i in range(count)
+    ]
+
+
+def _owners(segment: Segment, bounds: Sequence[float]) -> set[int]:
+    """The clips whose parts ``segment``'s words (or, without words, its start and end)
+    fall in."""
+    times = [t for word in segment.words for t in (word.start, word.end)]
+    return {
+        next(i for i, bound in enumerate(bounds) if time < bound)
+        for time in times or (segment.start, segment.end)
+    }
 
 
 def _moved(

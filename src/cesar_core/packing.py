@@ -14,6 +14,17 @@ on its own timeline, and completes, fails or is cancelled on its own, under its 
 A job that cannot be read, is too long, or whose words the split cannot place with
 certainty runs alone, exactly as without packing (measured in bench/throughput.py and
 docs/performance.md).
+
+Jobs on a multilingual model that did not fix their language have their language detected
+first, one encoder pass each, when the transcriber can (a
+:class:`~cesar_core.detection.LanguageDetecting`): jobs heard in one language share windows
+transcribed in it, and each gets the language, probability and top languages it would get
+alone. One the model is unsure of (below :data:`SURE_LANGUAGE`) runs alone.
+
+While a window is transcribed, each job's segments are published live (through a
+:class:`~cesar_core.protocols.LiveStore`) on its own timeline as soon as the window has
+moved past its clip (:class:`~cesar_core.pack_layout.LiveSplit`); a job that runs alone
+afterwards publishes only the segments beyond those, so none is published twice.
 """
 
 from __future__ import annotations
@@ -23,16 +34,25 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, Protocol
 
+import attrs
 from attrs import define
 
+from . import live
 from . import pack_layout as layout
+from .detection import DetectedLanguage, LanguageDetecting
 from .jobs import Job, JobState
-from .protocols import AudioInput, BatchClaimingStore, JobStore, Transcriber
-from .transcript import TranscribeOptions, Transcript
+from .protocols import (
+    AudioInput,
+    BatchClaimingStore,
+    JobStore,
+    Transcriber,
+    transcribe_with_segments,
+)
+from .transcript import Segment, TranscribeOptions, Transcript
 from .transcription.audio import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -41,6 +61,10 @@ logger = logging.getLogger(__name__)
 #: before is in a burst, where waiting a moment for company pays; outside one, a short job
 #: starts at once.
 BUSY_SECONDS = 2.0
+#: A detected language less likely than this is unsure: the job runs alone rather than
+#: share a window decoded in a language it may not be in (faster-whisper's own threshold
+#: for a detected language).
+SURE_LANGUAGE = 0.5
 
 
 class _Running(Protocol):
@@ -52,6 +76,7 @@ class _Running(Protocol):
     progress: int
     handback: bool
     next: Job | None
+    segments: live.LiveSegments | None
 
 
 class _Config(Protocol):
@@ -86,13 +111,33 @@ class _WindowStopped(Exception):
     """Every job of a window was cancelled or handed back: its transcription stops."""
 
 
+class _PackedLive(live.LiveSegments):
+    """A packed job's live segments: those its shared window settled, then, should it run
+    alone after all, only the ones beyond them (the store keeps what was published for the
+    whole attempt, so none may be published twice)."""
+
+    _skip = 0
+
+    def add_shared(self, segments: Sequence[Segment]) -> None:
+        """Take the segments a shared window settled for this job."""
+        super().add(segments)
+        self._skip += len(segments)
+
+    def add(self, segments: Sequence[Segment]) -> None:
+        skipped = min(self._skip, len(segments))
+        self._skip -= skipped
+        super().add(segments[skipped:])
+
+
 @define
 class _Member:
-    """A job of a pack: what the worker tracks, its heartbeat, and its audio once read."""
+    """A job of a pack: what the worker tracks, its heartbeat, its audio once read, and
+    the language detected in it (when it did not fix one)."""
 
     running: _Running
     beat: asyncio.Task[None]
     samples: layout.Samples | None = None
+    guess: DetectedLanguage | None = None
 
 
 class Packer:
@@ -123,11 +168,15 @@ class Packer:
         #: Jobs completed from a shared window (the rest of ``host.completed`` ran alone).
         self.packed = 0
         self._burst_until = -math.inf
+        transcriber = host.transcriber
+        self._detector = transcriber if isinstance(transcriber, LanguageDetecting) else None
 
     async def run(self, first: Job) -> Job | None:
         """Run ``first``, with company when it can share; return the job the slot runs
         next (claimed along with a completion), if any."""
         key = layout.share_key(first)
+        if key is not None and key.language is None and self._detector is None:
+            key = None  # its language cannot be told before transcribing: alone
         company = await self._company(key) if key is not None else []
         if key is None or not company:
             return await self.host._run(first)
@@ -136,10 +185,13 @@ class Packer:
         try:
             alone = await self._read(members)
             ready = [m for m in members if m.samples is not None]
-            durations = [len(m.samples) / SAMPLE_RATE for m in ready if m.samples is not None]
-            for window in layout.plan(durations, self.max_clips, self.gap_seconds):
-                chosen = [ready[i] for i in window]
-                alone += chosen if len(chosen) == 1 else await self._window(chosen, key)
+            groups, unsure = await self._by_language(ready, key)
+            alone += unsure
+            for options, group in groups:
+                durations = [len(m.samples) / SAMPLE_RATE for m in group if m.samples is not None]
+                for window in layout.plan(durations, self.max_clips, self.gap_seconds):
+                    chosen = [group[i] for i in window]
+                    alone += chosen if len(chosen) == 1 else await self._window(chosen, options)
             for member in sorted(alone, key=members.index):
                 outcome = self.unknown
                 try:
@@ -183,6 +235,7 @@ class Packer:
     def _track(self, job: Job) -> _Member:
         assert job.lease is not None
         running = self.running(job=job, token=job.lease.token, abort=threading.Event())
+        running.segments = _PackedLive.start(self.host.store, job, running.token)
         self.host._running[job.id] = running
         return _Member(running, asyncio.create_task(self.host._heartbeat(running)))
 
@@ -190,6 +243,7 @@ class Packer:
         member.beat.cancel()
         with suppress(asyncio.CancelledError):
             await member.beat
+        await live.stop(member.running.segments)
         self.host._running.pop(member.running.job.id, None)
 
     async def _end(self, member: _Member, outcome: object) -> None:
@@ -218,6 +272,44 @@ class Packer:
                 alone.append(member)
         return alone
 
+    async def _by_language(
+        self, members: list[_Member], key: TranscribeOptions | None
+    ) -> tuple[list[tuple[TranscribeOptions, list[_Member]]], list[_Member]]:
+        """The jobs by the language their windows are transcribed in (with the options to
+        transcribe them with), and those that run alone: when ``key`` fixes no language,
+        each job's is detected first, and a job whose language is unsure, or cannot be
+        detected, runs alone."""
+        if key is None or key.language is not None or self._detector is None:
+            return ([(key, members)] if key is not None else []), []
+        loop = asyncio.get_running_loop()
+        groups: dict[str, list[_Member]] = {}
+        alone = []
+        for member in members:
+            job = member.running.job
+            guess = None
+            if member.samples is not None and not member.running.abort.is_set():
+                try:
+                    audio = layout.wav(member.samples)
+                    detect = self._detector.detect_language
+                    guess = await loop.run_in_executor(self.host._executor, detect, audio, key)
+                except Exception as exc:
+                    logger.info(
+                        "job %s runs alone: its language was not detected (%s)", job.id, exc
+                    )
+            if guess is None or guess.probability < SURE_LANGUAGE:
+                if guess is not None:
+                    logger.info(
+                        "job %s runs alone: its language is unsure (%s, %.2f)",
+                        job.id,
+                        guess.language,
+                        guess.probability,
+                    )
+                alone.append(member)
+                continue
+            member.guess = guess
+            groups.setdefault(guess.language, []).append(member)
+        return [(attrs.evolve(key, language=code), group) for code, group in groups.items()], alone
+
     async def _window(self, members: list[_Member], options: TranscribeOptions) -> list[_Member]:
         """Transcribe one window of ``members``; finish each job it settles and return the
         ones to run alone."""
@@ -236,20 +328,49 @@ class Packer:
                 member.running.progress = max(member.running.progress, share)
 
         loop = asyncio.get_running_loop()
+        asked = [m.running.job.options for m in members]
+        settle = layout.LiveSplit(starts, durations, asked)
+        flushes: list[Future[None]] = []
+
+        def on_segments(segments: Sequence[Segment]) -> None:
+            # In the transcription thread: publish each clip the window settles, at once.
+            for index, settled in settle.add(segments):
+                member = members[index]
+                published = member.running.segments
+                if isinstance(published, _PackedLive) and not member.running.abort.is_set():
+                    published.add_shared(settled)
+                    flushes.append(asyncio.run_coroutine_threadsafe(published.flush(), loop))
+
+        def transcribe() -> Transcript:
+            audio = layout.wav(samples)
+            return transcribe_with_segments(host.transcriber, audio, options, progress, on_segments)
+
         try:
-            result: Transcript = await loop.run_in_executor(
-                host._executor, host.transcriber.transcribe, layout.wav(samples), options, progress
-            )
+            result: Transcript = await loop.run_in_executor(host._executor, transcribe)
         except Exception as exc:
             if not isinstance(exc, _WindowStopped):
                 logger.warning("a shared window failed (%s); its jobs run alone", exc)
             return members
-        parts = layout.split(result, starts, durations, [m.running.job.options for m in members])
+        finally:  # what was published goes before any completion
+            for outcome in await asyncio.gather(
+                *map(asyncio.wrap_future, flushes), return_exceptions=True
+            ):
+                if isinstance(outcome, Exception):
+                    logger.warning("publishing a packed job's live segments failed (%s)", outcome)
+        parts = layout.split(result, starts, durations, asked)
         alone = []
         for member, part in zip(members, parts, strict=True):
             if part is None or member.running.abort.is_set():
                 alone.append(member)  # alone, an aborted job hands back or stops at once
                 continue
+            if member.guess is not None:  # as it would be alone, not the window's
+                guess = member.guess
+                part = attrs.evolve(
+                    part,
+                    language=guess.language,
+                    language_probability=guess.probability,
+                    top_languages=guess.top_languages,
+                )
             running = member.running
             try:
                 done = await self.store_complete(running, part)

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from ..detection import DetectedLanguage
 from ..errors import CesarError, TranscriptionError, UnsupportedLanguageError
 from ..protocols import AudioInput, ModelLocation, ProgressCallback, SegmentsCallback
 from ..settings import Settings
@@ -27,7 +28,7 @@ from ..transcript import (
 from . import windows
 from .audio import SAMPLE_RATE, AudioStream
 from .cache import ModelCache
-from .confidence import review
+from .confidence import review, top_languages
 from .models import ModelResolver
 from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
@@ -152,6 +153,35 @@ class WhisperTranscriber:
             model=location.name,
             task=options.task,
             warnings=warnings,
+        )
+
+    def detect_language(self, audio: AudioInput, options: TranscribeOptions) -> DetectedLanguage:
+        """The language :meth:`transcribe` would report for ``audio`` without
+        ``options.language`` (a :class:`~cesar_core.detection.LanguageDetecting`), found
+        the same way: faster-whisper's detection, one encoder pass, on the first window.
+
+        A worker packing short jobs asks this first, so that only jobs of one language
+        share a window, and each still gets the probability and top languages it would
+        get alone. A model that knows English only hears English, for sure.
+        """
+        with (
+            AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream,
+            self._use(options) as (_, model),
+        ):
+            opening = next(iter(stream.blocks(windows.WINDOW_S)), None)
+            if opening is None:
+                stream.finish()  # says why there is nothing to hear
+                raise TranscriptionError(f"{stream.name} holds no audio to detect a language in.")
+            if not model.model.is_multilingual:
+                return DetectedLanguage(language="en", probability=1.0)
+            try:
+                language, probability, scores = model.detect_language(audio=opening)
+            except (RuntimeError, MemoryError, ValueError) as exc:
+                raise TranscriptionError(f"The transcription engine failed: {exc}.") from exc
+        return DetectedLanguage(
+            language=str(language),
+            probability=round(float(probability), 4),
+            top_languages=top_languages(scores),
         )
 
     def _heard_language(self, samples: Any, options: TranscribeOptions) -> str | None:
