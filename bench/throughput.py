@@ -18,6 +18,12 @@ language fixed (English) everywhere.
 - Latency: one clip submitted alone to an idle server, POST to completed, packing on and off.
 - ``--sweep``: the gap between clips and the clips per window, measured directly on the
   transcriber (no server): speed and WER of each choice against clips transcribed alone.
+- ``--multilingual``: as many English as Spanish clips (``--clips`` in all), interleaved,
+  submitted without a language on the multilingual ``base`` model (int8, 1 thread) and run
+  by an in-process worker on SQLite, packing on (each job's language detected first, then
+  packed by language) against packing off; audio seconds per wall second from the worker's
+  start to its last job, WER per language, how many jobs shared a window, and the time of
+  one language detection alone.
 """
 
 from __future__ import annotations
@@ -69,6 +75,16 @@ SENTENCES = [
     "The package arrived this morning in good condition.",
     "It took me an hour to drive home in the traffic.",
 ]
+SPANISH = [
+    "Mañana vamos a la playa con los niños.",
+    "La reunión empieza a las diez de la mañana.",
+    "Mi hermano trabaja en un hospital del centro.",
+    "Hace mucho frío y está lloviendo otra vez.",
+    "Necesito comprar pan y leche para el desayuno.",
+    "El tren sale de la estación a las ocho.",
+    "Por favor, cierra la ventana antes de salir.",
+    "Los estudiantes leen un libro cada semana.",
+]
 VOICES = ["en", "en-us", "en-gb-x-rp", "en+m3", "en-us+f2", "en+f4", "en-gb-scotland", "en+m7"]
 SPEEDS = [150, 140, 160, 130, 155, 145, 135, 165]
 FIELDS = {
@@ -105,6 +121,97 @@ def make_clips(directory: Path, count: int) -> list[tuple[Path, str]]:
         raw.unlink()
         clips.append((path, text))
     return clips
+
+
+def make_spanish(directory: Path, count: int) -> list[tuple[Path, str]]:
+    """``count`` Spanish WAV clips of one sentence each, in two voices and four speeds."""
+    clips = []
+    for index in range(count):
+        text, raw_wav = SPANISH[index % len(SPANISH)], directory / f"es_{index:02d}.raw.wav"
+        path = directory / f"es_{index:02d}.wav"
+        voice, speed = ("es", "es-419")[index % 2], (140, 150, 130, 160)[index % 4]
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw_wav), text], check=True
+        )
+        subprocess.run(
+            ["sox", str(raw_wav), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True
+        )
+        raw_wav.unlink()
+        clips.append((path, text))
+    return clips
+
+
+def multilingual(work: Path, count: int, repeats: int) -> dict[str, object]:
+    """English and Spanish without a language, packed by language or not (see the module's
+    docstring)."""
+    import asyncio
+    import statistics
+
+    from cesar_core.service import JobService
+    from cesar_core.storage.local import LocalStorage
+    from cesar_core.stores.sqlite import SQLiteJobStore
+    from cesar_core.worker import Worker, WorkerConfig
+
+    english, spanish = make_clips(work, count // 2), make_spanish(work, count - count // 2)
+    clips = [clip for pair in zip(english, spanish, strict=False) for clip in pair]
+    languages = ["en" if clip in english else "es" for clip in clips]
+    engine = default_transcriber()
+    options = TranscribeOptions(model="base", compute_type="int8", cpu_threads=1)
+    for path, _ in (english[0], spanish[0]):  # warm: the model loaded, both languages run
+        engine.transcribe(path, options)
+    detections = []
+    for path, _ in clips:
+        started = time.perf_counter()
+        engine.detect_language(path, options)
+        detections.append(time.perf_counter() - started)
+
+    async def one(config: WorkerConfig, where: Path) -> dict[str, float]:
+        store = await SQLiteJobStore.open(where / "jobs.db")
+        service = JobService(store, LocalStorage(where / "audio"))
+        jobs = [(await service.submit_file(path, options=options))[0] for path, _ in clips]
+        worker = Worker(store, service.storage, engine, config)
+        started = time.perf_counter()
+        await worker.run(until_idle=True)
+        wall = time.perf_counter() - started
+        done = [await service.get(job.id) for job in jobs]
+        await service.close()
+        texts = [job.result.text if job.result else "" for job in done]
+        result = {"wall_s": wall, "audio_s_per_s": audio / wall}
+        result["packed"] = float(worker._packer.packed if worker._packer else 0)
+        result["wrong_language"] = float(
+            sum(
+                job.result is None or job.result.language != code
+                for job, code in zip(done, languages, strict=True)
+            )
+        )
+        for code in ("en", "es"):
+            pairs = [
+                (c[1], t)
+                for c, t, lang in zip(clips, texts, languages, strict=True)
+                if lang == code
+            ]
+            result[f"wer_{code}"] = corpus_wer([r for r, _ in pairs], [t for _, t in pairs])
+        return result
+
+    audio = sum(seconds_of(path) for path, _ in clips)
+    configs = {"packed by language": WorkerConfig(pack_max_clips=6), "alone": WorkerConfig()}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
+    for repeat in range(repeats):  # contenders alternate, so that noise hits both alike
+        for name, config in configs.items():
+            where = work / f"multilingual-{repeat}-{len(runs[name])}-{name.split()[0]}"
+            runs[name].append(asyncio.run(one(config, where)))
+            print(name, json.dumps(runs[name][-1]), flush=True)
+    return {
+        "clips": len(clips),
+        "audio_s": audio,
+        "detect_language_s": {
+            "median": statistics.median(detections),
+            "min": min(detections),
+            "max": max(detections),
+        },
+        "load_average": os.getloadavg(),
+        "runs": runs,
+    }
 
 
 def seconds_of(path: Path) -> float:
@@ -274,9 +381,13 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--multilingual", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench/results/throughput.json"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cesar-bench-throughput-"))
+    if args.multilingual:
+        print(json.dumps(multilingual(work, args.clips, args.repeats), indent=2))
+        return
     clips = make_clips(work, args.clips)
     if args.sweep:
         print(json.dumps(sweep(clips), indent=2))
