@@ -17,7 +17,7 @@ from cesar_core.transcript import Segment, Transcript, Word
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
 from cesar_core.worker import Worker
 
-from .queue_helpers import open_service
+from .queue_helpers import Site, open_service
 from .test_packing import CLIPS, OPTIONS, PACKED
 
 
@@ -64,45 +64,52 @@ def test_jobs_sharing_a_window_publish_their_own_segments_live(
     """Followed live, each job of the window gets its own segments, numbered and timed on
     its own clip, before or at its completion, and they add up to its final text; the
     clips the window moved past are published before any job completes."""
+    asyncio.run(_followed_live(tmp_path, transcriber))
 
-    async def scenario() -> None:
-        service = await open_service(tmp_path)
-        journal = _Journal(service)
-        clips = CLIPS[:4]
-        jobs = [(await service.submit_file(clip, options=OPTIONS))[0] for clip in clips]
-        followers = [asyncio.create_task(_follow(service, job.id)) for job in jobs]
-        worker = Worker(service.store, service.storage, transcriber, PACKED)
-        await worker.run(until_idle=True)
-        streams = await asyncio.wait_for(asyncio.gather(*followers), timeout=30)
-        assert worker._packer is not None
-        packed = worker._packer.packed
-        assert packed >= 3, "most of the four shared a window"
-        early = 0
-        for job, clip, events in zip(jobs, clips, streams, strict=True):
-            done = await service.get(job.id)
-            assert done.state is JobState.COMPLETED
-            assert done.result is not None
-            segments = [event.data for event in events if event.event == "segment"]
-            assert [event.id for event in events if event.event == "segment"] == [
-                str(n) for n in range(1, len(segments) + 1)
-            ]
-            assert " ".join(s["text"] for s in segments if s["text"]) == done.result.text
-            assert events[-1].event == "completed"
-            published = journal.published(job.id)
-            final = done.result.segments[: len(published)]
-            assert [(s.id, s.start, s.end, s.text) for s in published] == [
-                (s.id, s.start, s.end, s.text) for s in final
-            ], "what was published live is the start of the job's own transcript"
-            duration = len(load_audio(clip)) / SAMPLE_RATE
-            assert all(0 <= s.start <= s.end <= duration for s in published)
-            early += bool(published)
-        first_completion = next(i for i, e in enumerate(journal.entries) if e[0] == "complete")
-        assert any(e[0] == "publish" for e in journal.entries[:first_completion])
-        # Every clip of the window but its last is settled before the window ends.
-        assert early >= packed - 1, journal.entries
-        await service.close()
 
-    asyncio.run(scenario())
+def test_jobs_sharing_a_window_publish_their_own_segments_live_on_postgresql(
+    empty_postgres: str, tmp_path: Path, transcriber: WhisperTranscriber
+) -> None:
+    """The same through PostgreSQL, whose followers are woken by NOTIFY."""
+    asyncio.run(_followed_live(Site(empty_postgres, (tmp_path / "audio").as_uri()), transcriber))
+
+
+async def _followed_live(where: Path | Site, transcriber: WhisperTranscriber) -> None:
+    service = await open_service(where)
+    journal = _Journal(service)
+    clips = CLIPS[:4]
+    jobs = [(await service.submit_file(clip, options=OPTIONS))[0] for clip in clips]
+    followers = [asyncio.create_task(_follow(service, job.id)) for job in jobs]
+    worker = Worker(service.store, service.storage, transcriber, PACKED)
+    await worker.run(until_idle=True)
+    streams = await asyncio.wait_for(asyncio.gather(*followers), timeout=30)
+    assert worker._packer is not None
+    packed = worker._packer.packed
+    assert packed >= 3, "most of the four shared a window"
+    early = 0
+    for job, clip, events in zip(jobs, clips, streams, strict=True):
+        done = await service.get(job.id)
+        assert done.state is JobState.COMPLETED
+        assert done.result is not None
+        segments = [event.data for event in events if event.event == "segment"]
+        assert [event.id for event in events if event.event == "segment"] == [
+            str(n) for n in range(1, len(segments) + 1)
+        ]
+        assert " ".join(s["text"] for s in segments if s["text"]) == done.result.text
+        assert events[-1].event == "completed"
+        published = journal.published(job.id)
+        final = done.result.segments[: len(published)]
+        assert [(s.id, s.start, s.end, s.text) for s in published] == [
+            (s.id, s.start, s.end, s.text) for s in final
+        ], "what was published live is the start of the job's own transcript"
+        duration = len(load_audio(clip)) / SAMPLE_RATE
+        assert all(0 <= s.start <= s.end <= duration for s in published)
+        early += bool(published)
+    first_completion = next(i for i, e in enumerate(journal.entries) if e[0] == "complete")
+    assert any(e[0] == "publish" for e in journal.entries[:first_completion])
+    # Every clip of the window but its last is settled before the window ends.
+    assert early >= packed - 1, journal.entries
+    await service.close()
 
 
 def _word(start: float, end: float, text: str) -> Word:
