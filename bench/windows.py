@@ -1,7 +1,8 @@
 """Long audio in windows against one raw faster-whisper call: accuracy and time, in one run.
 
     python bench/windows.py --minutes 10 --repeats 2
-    python bench/windows.py --windows 60 120 --prompt-tokens 0 64 223
+    python bench/windows.py --voices 4 --windows 60 120 300 --prompt-tokens 0 223
+    python bench/windows.py --voices 0 --repeats 0 --windows 60 120 300 --rss-minutes 10 30
 
 Several long recordings: the long fixture repeated with pauses (``--minutes`` of it), and
 the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voices (about
@@ -11,9 +12,18 @@ with the same settings at each window length and each prompt cap
 (``windows.PROMPT_TOKENS``: 0 starts each window fresh, as windows did before; 223 primes
 each window with the tokens decoded before it, as faster-whisper primes each 30 s).
 Contenders alternate within each repeat; per recording and contender, the word error
-rate against the known text (median over repeats; decoding at a fallback temperature
-samples, so repeats can differ) and min / median seconds are reported, and the word error
-rate of all recordings together.
+rate against the known text (median over repeats) and min / median seconds are reported,
+and the word error rate of all recordings together. Decoding at a fallback temperature
+samples: repeat ``r`` seeds CTranslate2's generator with ``r`` before every contender, so
+each repeat is reproducible and every contender draws from the same stream.
+
+Where the errors are: per recording and window length, the errors (substituted, deleted
+and inserted words) within 20 words of a window's cut, against those elsewhere, for each
+contender with windows of that length and for the raw call on the same words. Cuts are
+placed on the reference by time, so "within 20 words" is approximate.
+
+``--rss-minutes``: peak resident memory (VmHWM) of a fresh process transcribing that many
+minutes of the long fixture at each window length (memory must stay flat).
 """
 
 from __future__ import annotations
@@ -28,13 +38,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import ctranslate2
+
 if __package__ in (None, ""):  # run as a file: import the benchmarks as bench.*
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench import transcribe as bench
-from bench.common import long_audio, long_reference, wer
+from bench.common import ROOT, long_audio, long_reference, wer
+from cesar_core.evaluation import normalise
 from cesar_core.transcription import windows
+from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
 
 TEXT = Path(__file__).resolve().parent / "long_text.txt"
 #: espeak-ng voices and speeds (words per minute) of the spoken recordings.
@@ -58,6 +72,52 @@ def spoken(voice: str, speed: int, start: int, directory: Path) -> tuple[Path, s
     return path, text
 
 
+def cuts(audio: Path, window: float) -> list[float]:
+    """Where windows of ``window`` seconds end in ``audio``, in seconds (as cesar cuts)."""
+    samples, ends, start = load_audio(audio), [], 0
+    length = round(window * SAMPLE_RATE)
+    while len(samples) - start >= length:
+        start += windows._cut(samples[start : start + length])
+        ends.append(start / SAMPLE_RATE)
+    return ends
+
+
+def boundary_errors(reference: str, text: str, near: list[int]) -> tuple[int, int]:
+    """Errors of ``text`` within 20 words of the reference positions ``near``, and elsewhere."""
+    import jiwer
+
+    words = normalise(reference).split()
+    alignment = jiwer.process_words(" ".join(words), normalise(text) or "<empty>")
+    close = [any(abs(i - n) < 20 for n in near) for i in range(len(words) + 1)]
+    counts = [0, 0]
+    for chunk in alignment.alignments[0]:
+        if chunk.type == "insert":
+            counts[not close[chunk.ref_start_idx]] += chunk.hyp_end_idx - chunk.hyp_start_idx
+        elif chunk.type != "equal":
+            for i in range(chunk.ref_start_idx, chunk.ref_end_idx):
+                counts[not close[i]] += 1
+    return counts[0], counts[1]
+
+
+def peak_rss(audio: Path, window: float) -> float:
+    """Peak RSS in MiB of a fresh process that transcribes ``audio`` in ``window``-s windows."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
+from bench import transcribe as bench
+from cesar_core.transcription import windows
+windows.WINDOW_S = {window!r}
+bench.library_run(Path({str(audio)!r}))
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return round(int(out.split()[-1]) / 1024)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,10 +127,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--windows", type=float, nargs="+", default=[60.0])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[0, 223])
+    parser.add_argument("--rss-minutes", type=float, nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/windows.json"))
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cesar-bench-"))
-    recordings = {"long_en": (long_audio(args.minutes, directory), long_reference(args.minutes))}
+    rss = {
+        f"{minutes:g} min": {
+            f"{window:g}s": peak_rss(long_audio(minutes, directory), window)
+            for window in args.windows
+        }
+        for minutes in args.rss_minutes
+    }
+    for minutes, row in rss.items():
+        print(f"peak RSS, {minutes}: " + ", ".join(f"{w} {mib} MiB" for w, mib in row.items()))
+    recordings = {}
+    if args.minutes > 0:
+        recordings["long_en"] = (long_audio(args.minutes, directory), long_reference(args.minutes))
     for index, (voice, speed) in enumerate(VOICES[: args.voices]):
         recordings[voice] = spoken(voice, speed, 3 * index, directory)
     model = bench.raw_model()
@@ -81,9 +153,10 @@ def main() -> None:
     seconds = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     errors = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     texts: dict[tuple[str, str], str] = {}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for recording, (audio, reference) in recordings.items():
             for name, setting in contenders.items():
+                ctranslate2.set_random_seed(repeat)
                 started = time.perf_counter()
                 if setting is None:
                     text = bench.raw_run(model, audio)
@@ -111,15 +184,34 @@ def main() -> None:
             for name in contenders
         }
     every = " ".join(reference for _, reference in recordings.values())
-    results["all (last repeat)"] = {
-        name: {"wer": round(wer(every, " ".join(texts[r, name] for r in recordings)), 4)}
-        for name in contenders
-    }
+    if texts:
+        results["all (last repeat)"] = {
+            name: {"wer": round(wer(every, " ".join(texts[r, name] for r in recordings)), 4)}
+            for name in contenders
+        }
+    near: dict[str, dict[str, list[int]]] = {}
+    for recording, (audio, reference) in recordings.items() if texts else ():
+        total = len(load_audio(audio)) / SAMPLE_RATE
+        size = len(normalise(reference).split())
+        for window in args.windows:
+            at = [round(cut / total * size) for cut in cuts(audio, window)]
+            for name, setting in contenders.items():
+                if setting is None or setting[0] == window:
+                    key = name if setting else f"raw, on the {window:g}s cuts"
+                    errors_at = boundary_errors(reference, texts[recording, name], at)
+                    near.setdefault(recording, {})[key] = list(errors_at)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     transcripts = {f"{r} / {name}": text for (r, name), text in texts.items()}
     args.out.write_text(
         json.dumps(
-            {"minutes": args.minutes, "results": results, "transcripts": transcripts}, indent=2
+            {
+                "minutes": args.minutes,
+                "results": results,
+                "errors_near_cuts_and_elsewhere": near,
+                "peak_rss_mib": rss,
+                "transcripts": transcripts,
+            },
+            indent=2,
         )
     )
     for recording, rows in results.items():
@@ -129,6 +221,10 @@ def main() -> None:
             if "min_s" in row:
                 timing = f"  min {row['min_s']:6.2f} s  median {row['median_s']:6.2f} s"
             print(f"  {name:>18}  WER {row['wer']:.4f}{timing}")
+    for recording, rows in near.items():
+        print(f"{recording}: errors within 20 words of a cut / elsewhere")
+        for name, (close, far) in rows.items():
+            print(f"  {name:>22}  {close:4d} / {far:4d}")
 
 
 if __name__ == "__main__":

@@ -24,15 +24,19 @@ SILENCE_PEAK = 10 ** (-60 / 20)
 #: Whisper's own fallback schedule, used when no temperature is given.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Batched mode without VAD cuts each window into clips of at most this many seconds (what
-#: whisper hears at once), each ending at the quietest moment of its last
+#: whisper hears at once), each ending in the longest pause of its last
 #: :data:`_CUT_SEARCH_S` seconds (see :func:`_clips`).
 BATCH_WINDOW_S = 30.0
 #: Long audio is transcribed this many seconds at a time (see :class:`WindowedRun`), so a
-#: 30-minute file needs no more memory than a 1-minute one (bench/transcribe.py).
+#: 30-minute file needs no more memory than a 1-minute one (bench/transcribe.py). Windows of
+#: 120 and 300 s were no more accurate on four long recordings and peaked at 423 and 617 MiB
+#: on 30 minutes, against 334 MiB (bench/windows.py, docs/performance.md).
 WINDOW_S = 60.0
-#: A window ends at the quietest 100 ms of its last this-many seconds.
+#: A window ends in the longest pause of its last this-many seconds (see :func:`_cut`).
 _CUT_SEARCH_S = 20.0
-_CUT_FRAME = SAMPLE_RATE // 10
+#: Pauses are measured in frames of 10 ms; a window ends in the quietest 10 of them in a row.
+_CUT_FRAME = SAMPLE_RATE // 100
+_CUT_SPAN = 10
 #: Each window after the first can be primed with at most this many tokens: the end of the
 #: text before it, as one faster-whisper call primes each 30 seconds with the text before
 #: them (223 is faster-whisper's own cap). 0, the default, starts windows fresh: measured on
@@ -49,7 +53,7 @@ class WindowedRun:
 
     faster-whisper computes features for all the audio it is given at once: an hour of
     audio would hold gigabytes. Here the audio is cut into windows of at most
-    :data:`WINDOW_S` seconds, each cut at the quietest moment of the window's last
+    :data:`WINDOW_S` seconds, each cut in the longest pause of the window's last
     :data:`_CUT_SEARCH_S` seconds so that no word is split, and each window is transcribed
     on its own; the language detected in the first window with speech is kept for the rest.
     Audio shorter than one window is a single faster-whisper call, exactly as without windows.
@@ -99,7 +103,7 @@ class WindowedRun:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
         self._buffer = np.concatenate([self._buffer, block]) if self._buffer.size else block
         while len(self._buffer) >= self._window:
-            self._decode(_quietest_cut(self._buffer[: self._window]))
+            self._decode(_cut(self._buffer[: self._window]))
 
     def close(self) -> None:
         """Transcribe what is left after the last full window."""
@@ -264,21 +268,47 @@ def _clamp(start: float, end: float, span: tuple[float, float]) -> tuple[float, 
     return start, min(max(round(end, 3), start), high)
 
 
-def _quietest_cut(window: npt.NDArray[np.float32]) -> int:
-    """Where to end ``window``: the middle of its quietest 100 ms near the end."""
+def _cut(window: npt.NDArray[np.float32]) -> int:
+    """Where to end ``window``: the quietest 100 ms of the longest pause in its last
+    :data:`_CUT_SEARCH_S` seconds.
+
+    A pause is a run of 10 ms frames no louder than twice the quietest frame there (or
+    than -60 dBFS, for digital silence). The longest run is a sentence's end rather than a
+    gap between two words: taking the quietest 100 ms of the whole stretch instead cut
+    between words when several gaps were about as quiet (the noise floor decided), and the
+    words either side of such a cut, each heard without the other, came out wrong
+    (docs/performance.md). Where that quietest 100 ms lay in the longest pause anyway,
+    the cut is where it was.
+    """
     search = min(len(window), round(_CUT_SEARCH_S * SAMPLE_RATE))
     frames = search // _CUT_FRAME
     if frames < 2:
         return len(window)
     tail = window[len(window) - frames * _CUT_FRAME :].reshape(frames, _CUT_FRAME)
-    quietest = int(np.argmin(np.mean(tail * tail, axis=1)))
-    return len(window) - (frames - quietest) * _CUT_FRAME + _CUT_FRAME // 2
+    power = np.mean(tail * tail, axis=1)
+    quiet = np.sqrt(power) <= max(2 * float(np.sqrt(power.min())), SILENCE_PEAK)
+    # Runs of quiet frames: where each starts and ends (exclusive); then the longest.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    first, last = int(starts[longest]), int(ends[longest])
+    # Its quietest 100 ms, on the grid of 100 ms ending with the window.
+    blocks = frames // _CUT_SPAN
+    begins = frames - (blocks - np.arange(blocks)) * _CUT_SPAN
+    inside = (begins >= first) & (begins + _CUT_SPAN <= last)
+    if inside.any():
+        block = power[frames - blocks * _CUT_SPAN :].reshape(blocks, _CUT_SPAN).mean(axis=1)
+        begin = int(begins[int(np.argmin(np.where(inside, block, np.inf)))])
+        middle = begin * _CUT_FRAME + _CUT_SPAN * _CUT_FRAME // 2
+    else:  # a pause shorter than 100 ms: its middle
+        middle = (first + last) * _CUT_FRAME // 2
+    return len(window) - frames * _CUT_FRAME + middle
 
 
 def _clips(samples: npt.NDArray[np.float32]) -> list[dict[str, float]]:
     """The clips batched mode decodes ``samples`` in (``clip_timestamps``, in seconds).
 
-    Each is at most :data:`BATCH_WINDOW_S` long and ends at the quietest moment near its
+    Each is at most :data:`BATCH_WINDOW_S` long and ends in the longest pause near its
     end, as windows do. Clips cut every 30 s regardless of the speech split sentences, and
     whisper, decoding a clip without timestamps, drops a sentence cut at either edge: on
     10 minutes of speech batched decoding kept 1,204 of 1,315 words (WER 0.12, 0.04
@@ -289,7 +319,7 @@ def _clips(samples: npt.NDArray[np.float32]) -> list[dict[str, float]]:
     clips = []
     start = 0
     while len(samples) - start > longest:
-        end = start + _quietest_cut(samples[start : start + longest])
+        end = start + _cut(samples[start : start + longest])
         clips.append((start, end))
         start = end
     clips.append((start, len(samples)))
