@@ -45,10 +45,10 @@ from .assign import SpeakerLabels, TokenText, assign_speakers, without_words
 logger = logging.getLogger(__name__)
 
 #: The share of a diarized job's progress that diarization takes (it comes first); the
-#: transcription the rest. Measured on a 2-core CPU (docs/speakers.md): the voice model took
-#: from a third of the transcription's time (10 minutes) to about as much (under a minute);
-#: channels almost nothing.
-DIARIZATION_SHARE = {Diarize.AUTO: 0.25, Diarize.CHANNELS: 0.05}
+#: transcription (with word timings) the rest. Measured on a 2-core CPU with tiny.en
+#: (docs/speakers.md): the voice model's CPU time was 0.6 to 1.2 of the transcription's,
+#: from 30 s fixtures to 10 minutes, so about half the bar; channels almost nothing.
+DIARIZATION_SHARE = {Diarize.AUTO: 0.45, Diarize.CHANNELS: 0.05}
 
 
 def _scaled(progress: ProgressCallback | None, low: float, high: float) -> ProgressCallback | None:
