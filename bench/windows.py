@@ -7,8 +7,8 @@
 Several long recordings: the long fixture repeated with pauses (``--minutes`` of it), and
 the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voices (about
 7 minutes each; each voice starts at a different paragraph). Each is transcribed by raw
-faster-whisper (all audio in one call, tiny.en, int8, 1 thread, beam 5) and by cesar_core
-with the same settings at each window length and each prompt cap
+faster-whisper (all audio in one call, tiny.en or ``--model``, int8, 1 thread, beam 5) and
+by cesar_core with the same settings at each window length and each prompt cap
 (``windows.PROMPT_TOKENS``: 0 starts each window fresh, as windows did before; 223 primes
 each window with the tokens decoded before it, as faster-whisper primes each 30 s).
 Contenders alternate within each repeat; per recording and contender, the word error
@@ -124,6 +124,7 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="of the repeated fixture")
     parser.add_argument("--voices", type=int, default=3, help="espeak-ng recordings (0 to 4)")
+    parser.add_argument("--model", default="tiny.en", help="a multilingual one is told English")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--windows", type=float, nargs="+", default=[60.0])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[0, 223])
@@ -145,7 +146,13 @@ def main() -> None:
         recordings["long_en"] = (long_audio(args.minutes, directory), long_reference(args.minutes))
     for index, (voice, speed) in enumerate(VOICES[: args.voices]):
         recordings[voice] = spoken(voice, speed, 3 * index, directory)
-    model = bench.raw_model()
+    from faster_whisper import WhisperModel
+
+    import cesar_core
+
+    path = cesar_core.default_transcriber().resolver.resolve(args.model).path
+    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
+    language = {} if args.model.endswith(".en") else {"language": "en"}
     contenders: dict[str, tuple[float, int] | None] = {"raw": None}
     for window in args.windows:
         for cap in args.prompt_tokens:
@@ -159,10 +166,12 @@ def main() -> None:
                 ctranslate2.set_random_seed(repeat)
                 started = time.perf_counter()
                 if setting is None:
-                    text = bench.raw_run(model, audio)
+                    segments, _ = model.transcribe(str(audio), beam_size=5, **language)
+                    text = " ".join(segment.text for segment in segments)
                 else:
                     windows.WINDOW_S, windows.PROMPT_TOKENS = setting
-                    text = bench.library_run(audio)
+                    options = {"model": args.model, **language, **bench.SETTINGS}
+                    text = cesar_core.transcribe(audio, **options).text
                 seconds[recording, name].append(time.perf_counter() - started)
                 errors[recording, name].append(wer(reference, text))
                 texts[recording, name] = text
