@@ -9,6 +9,7 @@ real model, real truncated files.
 from __future__ import annotations
 
 import io
+import socket
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,47 @@ def test_the_probe_does_not_analyse_seconds_of_a_wav() -> None:
     AudioStream(opened, name="minute.wav", check_tail=False).close()
     assert opened.read_bytes > 2 * 16000 * 5  # what the probe is spared
     assert probed.read_bytes < opened.read_bytes * 0.6
+
+
+def _form(audio: bytes, name: str) -> tuple[str, bytes]:
+    boundary = "doorboundary1234"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return (
+        f"multipart/form-data; boundary={boundary}",
+        head + audio + f"\r\n--{boundary}--\r\n".encode(),
+    )
+
+
+def test_slow_short_uploads_keep_no_other_upload_out(tmp_path: Path) -> None:
+    """Clients that send half a body and stall (a dozen of them) must not keep a quick
+    upload out, and are accepted when they finish: nothing at the door may make uploads
+    wait on each other (a limit on uploads in progress held while a body arrives would)."""
+    audio = (DATA / "speech_en.opus").read_bytes()
+    content_type, body = _form(audio, "speech_en.opus")
+    stalled = []
+    with serving(tmp_path, "--no-worker") as url:
+        host, port = url.removeprefix("http://").split(":")
+        for _ in range(12):
+            sock = socket.create_connection((host, int(port)), timeout=60)
+            sock.sendall(
+                f"POST /transcribe HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body[: len(body) // 2]
+            )
+            stalled.append(sock)
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                quick = client.post("/transcribe", files={"file": ("quick.opus", audio)})
+                assert quick.status_code == 202, quick.text
+            for sock in stalled:
+                sock.sendall(body[len(body) // 2 :])
+            answers = [sock.makefile("rb").read() for sock in stalled]
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert [answer.split(b" ", 2)[1] for answer in answers] == [b"202"] * 12
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert len(client.get("/jobs", params={"limit": 100}).json()["jobs"]) == 13
