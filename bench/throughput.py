@@ -109,35 +109,28 @@ def make_clips(directory: Path, count: int) -> list[tuple[Path, str]]:
     clips = []
     for index in range(count):
         text = SENTENCES[index % len(SENTENCES)]
-        path = directory / f"clip_{index:02d}.wav"
-        raw = directory / f"clip_{index:02d}.raw.wav"
         voice, speed = VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)]
-        subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True
-        )
-        subprocess.run(
-            ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True
-        )
-        raw.unlink()
-        clips.append((path, text))
+        clips.append((speak(directory / f"clip_{index:02d}.wav", voice, speed, text), text))
     return clips
+
+
+def speak(path: Path, voice: str, speed: int, text: str) -> Path:
+    """``text`` spoken by espeak-ng's ``voice`` at ``speed`` words a minute, as a 16 kHz
+    mono WAV at ``path``."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    raw.unlink()
+    return path
 
 
 def make_spanish(directory: Path, count: int) -> list[tuple[Path, str]]:
     """``count`` Spanish WAV clips of one sentence each, in two voices and four speeds."""
     clips = []
     for index in range(count):
-        text, raw_wav = SPANISH[index % len(SPANISH)], directory / f"es_{index:02d}.raw.wav"
-        path = directory / f"es_{index:02d}.wav"
+        text = SPANISH[index % len(SPANISH)]
         voice, speed = ("es", "es-419")[index % 2], (140, 150, 130, 160)[index % 4]
-        subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw_wav), text], check=True
-        )
-        subprocess.run(
-            ["sox", str(raw_wav), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True
-        )
-        raw_wav.unlink()
-        clips.append((path, text))
+        clips.append((speak(directory / f"es_{index:02d}.wav", voice, speed, text), text))
     return clips
 
 
