@@ -129,10 +129,14 @@ def test_postgres_workers_small_run(postgres_url: str) -> None:
         "1",
         "--slots",
         "2",
+        "--events",
+        "on",
+        "off",
     )
     assert result.returncode == 0, result.stderr
-    assert "drain 1w x 2 slots: " in result.stdout
-    assert "e2e 1w x 2 slots: " in result.stdout
+    for mode in ("drain", "e2e"):
+        for events in ("on", "off"):
+            assert f"{mode} 1w x 2 slots, events {events}: " in result.stdout
 
 
 def test_chaos_small_run(tmp_path: Path) -> None:
