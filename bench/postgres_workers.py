@@ -53,8 +53,15 @@ AUDIO = b"RIFF" + b"\0" * 1020  # the no-op transcriber never reads it
 SUBMITTERS = 8
 
 
-def start_workers(url: str, count: int, slots: int = 1) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    url: str, count: int, slots: int = 1, pack: bool = False
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` no-op workers of ``slots`` slots; with packing of short jobs only if
+    ``pack``: the no-op jobs' audio is no audio, so a worker that packs claims them in
+    batches, fails to read each, and runs each alone without chaining its completion to
+    the next claim, which is not what a queue of real jobs costs (see ``--pack``)."""
     logs = Path(tempfile.mkdtemp(prefix="cesar-bench-workers-"))
+    env = {} if pack else {"CESAR_PACK_MAX_CLIPS": "1"}
     return [
         noop_worker.start(
             url,
@@ -66,6 +73,7 @@ def start_workers(url: str, count: int, slots: int = 1) -> list[subprocess.Popen
             f"bench{n}",
             "--concurrency",
             str(slots),
+            env=env,
         )
         for n in range(count)
     ]
@@ -126,6 +134,7 @@ def one_run(
     inline_bytes: int,
     slots: int = 1,
     events: bool = True,
+    pack: bool = False,
 ) -> float:
     """Jobs per second for ``workers`` processes of ``slots`` slots each in ``mode``
     (``drain`` or ``e2e``), with or without the job-change announcements (``events``)."""
@@ -134,7 +143,7 @@ def one_run(
         if not events:
             with psycopg.connect(url, autocommit=True) as connection:
                 connection.execute(SILENT_TRIGGER)
-        processes = start_workers(url, workers, slots)
+        processes = start_workers(url, workers, slots, pack)
         try:
             if mode == "drain":
                 for process in processes:
@@ -187,6 +196,11 @@ def main() -> None:
         help="announce job changes to followers (off: measure without; both alternate)",
     )
     parser.add_argument(
+        "--pack",
+        action="store_true",
+        help="let the workers pack short jobs (no-op jobs cannot share: see start_workers)",
+    )
+    parser.add_argument(
         "--inline-bytes",
         type=int,
         default=DEFAULT_INLINE_AUDIO_BYTES,
@@ -204,7 +218,14 @@ def main() -> None:
     for _ in range(args.repeats):
         for slots, workers, mode, events in runs:
             rate = one_run(
-                args.postgres, args.jobs, workers, mode, args.inline_bytes, slots, events == "on"
+                args.postgres,
+                args.jobs,
+                workers,
+                mode,
+                args.inline_bytes,
+                slots,
+                events == "on",
+                args.pack,
             )
             rates[(slots, workers, mode, events)].append(rate)
             print(
