@@ -53,7 +53,12 @@ def _live(segment: Segment) -> Segment:
 
 
 class LiveSegments:
-    """The segments of one running job on their way to the store."""
+    """The segments of one running job on their way to the store.
+
+    The publishing task starts with the first segments, not with the job: a job that
+    yields none (a transcriber without ``on_segments``, a failure before the first) costs
+    the worker no task, which a queue of many short jobs would feel.
+    """
 
     def __init__(self, store: LiveStore, job_id: str, token: str) -> None:
         self.store = store
@@ -63,23 +68,31 @@ class LiveSegments:
         self._count = 0
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._starting = False
+        self._stopped = False
 
     @classmethod
-    def start(cls, store: object, job: Job, token: str) -> LiveSegments | None:
-        """Publish ``job``'s segments while it runs, when ``store`` keeps them."""
-        if not isinstance(store, LiveStore):
-            return None
-        live = cls(store, job.id, token)
-        live._task = asyncio.create_task(live._run(), name=f"cesar-live-{job.id}")
-        return live
+    def start(cls, store: LiveStore | None, job: Job, token: str) -> LiveSegments | None:
+        """Publish ``job``'s segments while it runs, when there is a store that keeps them
+        (the caller checks once that its store is a :class:`LiveStore`)."""
+        return None if store is None else cls(store, job.id, token)
 
     def add(self, segments: Sequence[Segment]) -> None:
-        """Take new segments (from the transcription thread)."""
+        """Take new segments (from the transcription thread, or the event loop's)."""
         with self._lock:
             room = MAX_LIVE_SEGMENTS - self._count
             taken = [_live(segment) for segment in segments[: max(0, room)]]
             self._pending.extend(taken)
             self._count += len(taken)
+            starting, self._starting = self._starting, True
+        if not starting and not self._stopped:
+            with suppress(RuntimeError):  # the loop closed (shutting down): nothing to publish
+                self._loop.call_soon_threadsafe(self._start_task)
+
+    def _start_task(self) -> None:
+        if not self._stopped:
+            self._task = asyncio.create_task(self._run(), name=f"cesar-live-{self.job_id}")
 
     async def flush(self) -> None:
         """Write what is pending now."""
@@ -98,6 +111,7 @@ class LiveSegments:
 
     async def stop(self) -> None:
         """Stop publishing (the job ended: its result holds every segment)."""
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

@@ -49,6 +49,7 @@ from .protocols import (
     AudioInput,
     BatchClaimingStore,
     JobStore,
+    LiveStore,
     Transcriber,
     transcribe_with_segments,
 )
@@ -170,6 +171,7 @@ class Packer:
         self._burst_until = -math.inf
         transcriber = host.transcriber
         self._detector = transcriber if isinstance(transcriber, LanguageDetecting) else None
+        self._live = store if isinstance(store, LiveStore) else None
 
     async def run(self, first: Job) -> Job | None:
         """Run ``first``, with company when it can share; return the job the slot runs
@@ -235,7 +237,7 @@ class Packer:
     def _track(self, job: Job) -> _Member:
         assert job.lease is not None
         running = self.running(job=job, token=job.lease.token, abort=threading.Event())
-        running.segments = _PackedLive.start(self.host.store, job, running.token)
+        running.segments = _PackedLive.start(self._live, job, running.token)
         self.host._running[job.id] = running
         return _Member(running, asyncio.create_task(self.host._heartbeat(running)))
 

@@ -44,6 +44,7 @@ from .protocols import (
     ChainingStore,
     JobNotifier,
     JobStore,
+    LiveStore,
     Storage,
     Transcriber,
 )
@@ -146,6 +147,7 @@ class Worker:
         # to show in the cost of a short job.
         self._notifier = store if isinstance(store, JobNotifier) else None
         self._chaining = store if isinstance(store, ChainingStore) else None
+        self._live = store if isinstance(store, LiveStore) else None
         self._packer: Packer | None = None
         if self.config.pack_max_clips > 1 and isinstance(store, BatchClaimingStore):
             config = self.config
@@ -238,7 +240,7 @@ class Worker:
         """Run ``job`` to its end; return the job claimed along with its completion."""
         assert job.lease is not None
         running = _Running(job=job, token=job.lease.token, abort=threading.Event())
-        running.segments = live.LiveSegments.start(self.store, job, running.token)
+        running.segments = live.LiveSegments.start(self._live, job, running.token)
         self._running[job.id] = running
         beat = asyncio.create_task(self._heartbeat(running))
         outcome: _Outcome = _UNKNOWN
