@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .convert import to_dict
 from .jobs import Job, JobState
@@ -25,6 +25,9 @@ from .protocols import JobStore, LiveStore
 from .transcript import Segment
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+W = TypeVar("W", bound="SharedRead")
 
 
 def _status(job: Job) -> LiveEvent:
@@ -255,28 +258,34 @@ class Following:
         service's ``JobNotFoundError``), before any event is sent."""
         await self.get(job_id, include_result=False)
         watches: dict[str, JobWatch] = self.__dict__.setdefault("_live_watches", {})
-        return _shared(watches, job_id, lambda: JobWatch(self.store, job_id), after)
+        return _shared(
+            watches,
+            job_id,
+            lambda: JobWatch(self.store, job_id),
+            lambda watch: follow_watch(watch, after),
+        )
 
     def follow_all(self, *, limit: int = 100) -> AsyncIterator[LiveEvent]:
         """State changes of the newest ``limit`` jobs (:func:`follow_all`)."""
         watches: dict[int, ListWatch] = self.__dict__.setdefault("_list_watches", {})
-        return _shared(watches, limit, lambda: ListWatch(self.store, limit), None)
+        return _shared(watches, limit, lambda: ListWatch(self.store, limit), follow_list)
 
 
 async def _shared(
-    watches: dict[Any, Any], key: Any, make: Callable[[], SharedRead], after: int | None
+    watches: dict[K, W],
+    key: K,
+    make: Callable[[], W],
+    events_of: Callable[[W], AsyncIterator[LiveEvent]],
 ) -> AsyncIterator[LiveEvent]:
-    """Follow the watch of ``key`` in ``watches`` (made and started by the first follower,
-    stopped by the last): a job's events from ``after``, or a list's for ``after`` None."""
-    found = watches.get(key)
-    if found is None or found.ended:
-        found = watches[key] = make()
-        found.start()
-    watch: Any = found  # a JobWatch, or a ListWatch for ``after`` None
+    """``events_of`` the watch of ``key`` in ``watches``: made and started by the first
+    follower, stopped by the last."""
+    watch = watches.get(key)
+    if watch is None or watch.ended:
+        watch = watches[key] = make()
+        watch.start()
     watch.followers += 1
-    events = follow_list(watch) if after is None else follow_watch(watch, after)
     try:
-        async for event in events:
+        async for event in events_of(watch):
             yield event
     finally:
         watch.followers -= 1
