@@ -29,15 +29,9 @@ With ``--burst N`` it runs ``bench/http_burst.py`` (``--uploads N``, the 41 KB c
 every 10 ms) instead: N short uploads at once to a worker-less server, and GET /jobs/{id}
 meanwhile.
 
-With ``--followers N`` it measures live events instead (nothing else):
-
-    python bench/http_api.py --followers 50 --minutes 3 --repeats 3
-
-one server with its embedded worker, warmed up; in each repeat, alternately, a job of the
-``--minutes`` WAV runs with nobody following it, then another with ``N`` clients (one thread
-and connection each) reading its ``GET /jobs/{id}/events`` to the end while GET /jobs/{id} is
-polled every ``--poll-ms`` on a connection of its own. The job's time is the server's
-(``started_at`` to ``completed_at``); each follower must receive every segment.
+With ``--followers N`` it runs ``bench/http_followers.py`` instead (``--client async``): a
+job's time with and without ``N`` clients following its live events, and GET /jobs/{id}
+meanwhile.
 """
 
 from __future__ import annotations
@@ -316,117 +310,10 @@ def upload_memory(root: Path, log: Path, exits: list[int], gib: float) -> dict[s
         }
 
 
-def follow(url: str, job_id: str, segments: list[int], ready: threading.Barrier) -> None:
-    """Read the job's events to the end; append how many segments came."""
-    from httpx_sse import connect_sse
-
-    with (
-        httpx.Client(base_url=url, timeout=600) as client,
-        connect_sse(client, "GET", f"/jobs/{job_id}/events") as source,
-    ):
-        ready.wait()
-        count = 0
-        for event in source.iter_sse():
-            count += event.event == "segment"
-            if event.event in TERMINAL:
-                break
-        segments.append(count)
-
-
-def followed_run(
-    client: httpx.Client, audio: Path, followers: int, every: float
-) -> tuple[dict[str, object], list[float], list[int]]:
-    """A job of ``audio`` with ``followers`` clients on its events, polled meanwhile: the
-    job, the poll latencies (ms, while it was processing) and each follower's segments."""
-    job_id = submit(client, audio)
-    segments: list[int] = []
-    ready = threading.Barrier(followers + 1)
-    threads = [
-        threading.Thread(target=follow, args=(str(client.base_url), job_id, segments, ready))
-        for _ in range(followers)
-    ]
-    for thread in threads:
-        thread.start()
-    ready.wait(timeout=60)
-    polls, _ = poll_latencies(client, job_id, every)
-    for thread in threads:
-        thread.join(timeout=600)
-    return client.get(f"/jobs/{job_id}").json(), polls, segments
-
-
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time the process has used so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def followers_main(args: argparse.Namespace, work: Path, audio: Path, log: Path) -> None:
-    every = args.poll_ms / 1000
-    exits: list[int] = []
-    running: dict[str, list[float]] = {"alone": [], "followed": []}
-    polls_ms: dict[str, list[float]] = {"alone": [], "followed": []}
-    cpu: dict[str, list[float]] = {"alone": [], "followed": [], "clients": []}
-    with (
-        cesar_serve(work / "served", log, exits) as server,
-        httpx.Client(base_url=server.url, timeout=600) as client,
-    ):
-        http_run(client, WARM_UP, every)  # loads the server's model
-        for repeat in range(args.repeats):
-            used = cpu_seconds(server.process.pid)
-            alone, polls, _ = followed_run(client, audio, 0, every)
-            cpu["alone"].append(cpu_seconds(server.process.pid) - used)
-            running["alone"].append(seconds_between(alone, "started_at", "completed_at"))
-            polls_ms["alone"] += polls
-            used, own = cpu_seconds(server.process.pid), cpu_seconds(os.getpid())
-            job, polls, segments = followed_run(client, audio, args.followers, every)
-            cpu["followed"].append(cpu_seconds(server.process.pid) - used)
-            cpu["clients"].append(cpu_seconds(os.getpid()) - own)
-            assert job["status"] == "completed", job
-            assert segments == [len(job["segments"])] * args.followers, segments  # type: ignore[arg-type]
-            running["followed"].append(seconds_between(job, "started_at", "completed_at"))
-            polls_ms["followed"] += polls
-            print(
-                f"repeat {repeat + 1}: alone {running['alone'][-1]:.2f} s, with "
-                f"{args.followers} followers {running['followed'][-1]:.2f} s; server CPU "
-                f"{cpu['alone'][-1]:.2f} s and {cpu['followed'][-1]:.2f} s (clients "
-                f"{cpu['clients'][-1]:.2f} s); {len(polls)} polls",
-                flush=True,
-            )
-    alone, followed = summary(running["alone"]), summary(running["followed"])
-    ratio = followed["median"] / alone["median"]
-    latency = percentiles(polls_ms["followed"])
-    latency_alone = percentiles(polls_ms["alone"])
-    results = {
-        "cpu_count": os.cpu_count(),
-        "minutes": args.minutes,
-        "repeats": args.repeats,
-        "followers": args.followers,
-        "poll_ms": args.poll_ms,
-        "job_running_s": {
-            "alone": {**alone, "runs": running["alone"]},
-            "followed": {**followed, "runs": running["followed"]},
-            "followed_over_alone_median": ratio,
-        },
-        # The server's CPU time per job, with and without followers, and the followers' own
-        # (this process's, polling included): on a machine of few cores the clients take
-        # CPU the server would have, which the job's time then shows.
-        "cpu_s": {**{name: summary(runs) for name, runs in cpu.items()}, "runs": cpu},
-        "latency_ms_jobs_while_followed": latency,
-        "latency_ms_jobs_while_not_followed": latency_alone,
-        "server_exit_codes": exits,
-        "targets_met": {"p99_le_20ms": latency["p99"] <= 20, "time_within_3pct": ratio <= 1.03},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    for name, row in ((f"{args.followers} followers", latency), ("no follower", latency_alone)):
-        print(
-            f"GET /jobs/{{id}} with {name}: p50 {row['p50']:.2f} ms  "
-            f"p99 {row['p99']:.2f} ms  max {row['max']:.2f} ms  n {row['n']}"
-        )
-    print(
-        f"job running median: alone {alone['median']:.2f} s, followed {followed['median']:.2f}"
-        f" s (x{ratio:.3f}); server exits {exits} (log: {log}); written to {args.out}"
-    )
 
 
 def seconds_between(job: dict[str, object], first: str, last: str) -> float:
@@ -460,7 +347,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cesar-bench-http-"))
     log = work / "serve.log"
     audio = long_audio(args.minutes, work)
-    if args.followers:
+    if args.followers:  # live events with followers: bench/http_followers.py
+        from bench.http_followers import followers_main
+
+        args.client = "async"
         args.out = args.out or Path("bench/results/http_followers.json")
         followers_main(args, work, audio, log)
         return

@@ -40,6 +40,7 @@ def test_the_benchmarks_are_found() -> None:
     assert {
         "chaos.py",
         "http_api.py",
+        "http_followers.py",
         "jobqueue.py",
         "models.py",
         "noop_worker.py",
@@ -198,3 +199,30 @@ def test_diarize_small_run(tmp_path: Path) -> None:
     assert rows["channels"]["der"] < 0.1
     assert rows["plain"]["wer"] < 0.4
     assert rows["channels"]["ratio"] < 0.2  # channels costs next to nothing
+
+
+@pytest.mark.parametrize("client", ["async", "threads"])
+def test_followers_small_run(tmp_path: Path, client: str) -> None:
+    """A short job followed by three clients of each kind: every follower got every
+    segment (the benchmark asserts it), and the figures it reports are there."""
+    out = tmp_path / "followers.json"
+    result = bench(
+        "bench/http_followers.py",
+        "--followers",
+        "3",
+        "--minutes",
+        "0.25",
+        "--repeats",
+        "1",
+        "--client",
+        client,
+        "--out",
+        str(out),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["client"] == client
+    assert figures["server_exit_codes"] == [0]
+    assert figures["cpu_s"]["clients"]["min"] > 0
+    assert figures["latency_ms_jobs_while_followed"]["n"] > 0
