@@ -156,6 +156,36 @@ def test_cancelled_writers_leave_no_transaction_open(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_sqlite_reads_do_not_wait_for_a_write(tmp_path: Path) -> None:
+    """A burst of submissions must not hold up ``GET /jobs/{id}``: while a write waits for
+    the database (another process holds the write lock, as a ``cesar worker`` does while it
+    commits), reads are still answered."""
+    path = tmp_path / "jobs.db"
+
+    async def scenario() -> None:
+        store = await SQLiteJobStore.open(path)
+        known, _ = await store.create(new_job())
+        other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            writing = asyncio.create_task(store.create(new_job()))
+            await asyncio.sleep(0.2)  # the create now waits for the lock on the writer
+            assert not writing.done()
+            job = await asyncio.wait_for(store.get(known.id), 5)
+            assert job is not None
+            assert job.id == known.id
+            counts = await asyncio.wait_for(store.counts(), 5)
+            assert counts[JobState.QUEUED] == 1  # the waiting create is not visible yet
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        await writing
+        assert (await store.counts())[JobState.QUEUED] == 2  # and is once committed
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_sqlite_writes_that_arrive_together_share_a_transaction_but_not_a_failure(
     tmp_path: Path,
 ) -> None:

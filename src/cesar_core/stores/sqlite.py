@@ -43,12 +43,18 @@ class SQLiteJobStore:
     the next hand-off and transaction (:mod:`.group_commit`). Hand-offs and commits are most
     of what a no-op job costs. It also makes every transaction atomic with respect to the
     event loop: a caller cancelled while waiting cannot leave a transaction open.
+
+    Reads have a connection (and thread) of their own, opened read-only once the schema is
+    migrated: in WAL mode they never wait for a writer, so ``GET /jobs/{id}`` is not queued
+    behind a burst of submissions' commits on the writer's thread. Each read is a statement
+    in autocommit, so it sees every write committed before it started.
     """
 
     def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
         self.path = path
         self._db = connection
-        self._writes = GroupCommit(self._read)
+        self._reader: aiosqlite.Connection | None = None
+        self._writes = GroupCommit(self._on_writer)
         # Other processes' submissions are found by polling; this process's at once.
         self._wakeup = Wakeup()
         self._changes = Changes()  # wakes this process's followers of jobs (live events)
@@ -59,7 +65,7 @@ class SQLiteJobStore:
         path = Path(path).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path, isolation_level=None)
+            connection = await _connect(path)
         except (OSError, aiosqlite.Error) as exc:
             raise CesarError(
                 f"Cannot open the job database {path}: {exc}.",
@@ -68,21 +74,23 @@ class SQLiteJobStore:
             ) from exc
         store = cls(path, connection)
         try:
-            connection.row_factory = aiosqlite.Row
-            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await connection.execute("PRAGMA journal_mode = WAL")
             await connection.execute("PRAGMA synchronous = NORMAL")
             await store._write(sql.migrate, path)
+            store._reader = await _connect(path)
+            await store._reader.execute("PRAGMA query_only = ON")
         except BaseException:
-            await connection.close()  # its thread would otherwise keep the process alive
+            await store.close()  # the connections' threads would keep the process alive
             raise
         return store
 
+    def _on_writer(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run ``work(connection, *args)`` on the writer's thread."""
+        return _run(self._db, work, *args)
+
     def _read(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
-        """Run ``work(connection, *args)`` on the connection's thread."""
-        # aiosqlite offers no public call for this; its _execute is what each of its own
-        # methods uses, and the contract suite exercises every path through it.
-        return self._db._execute(work, self._db._conn, *args)  # type: ignore[no-untyped-call]
+        """Run ``work(connection, *args)`` on the reader's thread."""
+        return _run(self._reader or self._db, work, *args)
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
         """Run ``work(connection, *args)`` in a ``BEGIN IMMEDIATE`` transaction, shared
@@ -272,3 +280,25 @@ class SQLiteJobStore:
     async def close(self) -> None:
         await self._writes.drain()
         await self._db.close()
+        if self._reader is not None:
+            await self._reader.close()
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """A connection in autocommit (transactions are begun explicitly), rows by name, and
+    waiting for a lock rather than failing at once."""
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    connection.row_factory = aiosqlite.Row
+    try:
+        await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+def _run(connection: aiosqlite.Connection, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """Run ``work(sqlite3_connection, *args)`` on ``connection``'s thread, in one hand-off."""
+    # aiosqlite offers no public call for this; its _execute is what each of its own
+    # methods uses, and the contract suite exercises every path through it.
+    return connection._execute(work, connection._conn, *args)  # type: ignore[no-untyped-call]
