@@ -112,3 +112,29 @@ def test_the_openai_endpoint_refuses_it_before_any_job(idle: httpx.Client, data:
         )
     assert "multilingual" in str(refused.value)
     assert idle.get("/jobs").json()["jobs"] == []
+
+
+def test_a_translation_it_cannot_do_names_the_field_the_client_sent(
+    idle: httpx.Client, data: Path
+) -> None:
+    """``/v1/audio/translations`` takes no ``task`` (the endpoint sets it): there the
+    field at fault is the model, and the way out another model or the transcriptions
+    endpoint. ``POST /transcribe``, where the client sends ``task``, names ``task``."""
+    for model in ("tiny.en", "whisper-1"):  # whisper-1: the server's default, tiny.en
+        with (data / "speech_en.wav").open("rb") as audio:
+            answer = idle.post(
+                "/v1/audio/translations", files={"file": audio}, data={"model": model}
+            )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "unsupported_language"
+        assert "'tiny.en' understands English only" in error["message"]
+        assert "translation" in error["message"]
+        assert error["field"] == "model", error
+        assert error["hint"].startswith("Send model as"), error
+        assert "/v1/audio/transcriptions" in error["hint"], error
+    with (data / "speech_en.wav").open("rb") as audio:
+        answer = idle.post("/transcribe", files={"file": audio}, data={"task": "translate"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "task"
+    assert idle.get("/jobs").json()["jobs"] == []

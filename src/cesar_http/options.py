@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -86,9 +87,12 @@ def check_cursor(cursor: str | None) -> None:
         ) from None
 
 
-async def job_options(fields: TranscribeFields, state: Runtime) -> dict[str, Any]:
+async def job_options(
+    fields: TranscribeFields, state: Runtime, fixed: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The job settings for :meth:`JobService.submit_stored` or ``submit_url``, every
-    option checked against what this server allows."""
+    option checked against what this server allows. ``fixed`` names the options the
+    endpoint sets itself (see :func:`check_model`)."""
     settings = state.settings
     size = len(json.dumps(fields.metadata, ensure_ascii=False).encode())
     if size > settings.max_metadata_bytes:
@@ -99,7 +103,7 @@ async def job_options(fields: TranscribeFields, state: Runtime) -> dict[str, Any
         )
     options = make_options(settings, **fields.options())
     check_bounds(options, state)
-    await check_model(options, state)
+    await check_model(options, state, fixed)
     return {
         "options": options,
         "metadata": fields.metadata,
@@ -126,9 +130,16 @@ def check_bounds(options: TranscribeOptions, state: Runtime) -> None:
             )
 
 
-async def check_model(options: TranscribeOptions, state: Runtime) -> None:
+async def check_model(
+    options: TranscribeOptions, state: Runtime, fixed: Mapping[str, str] | None = None
+) -> None:
     """The model must be the server's default or a name it lists, and able to do what the
-    options ask (an English-only model neither translates nor hears French)."""
+    options ask (an English-only model neither translates nor hears French).
+
+    ``fixed`` maps each option the endpoint sets itself (``task`` on
+    ``/v1/audio/translations``), which the client never sent, to what the client can do
+    instead: a model that cannot do it is then the field at fault.
+    """
     name = options.model
     listed = await state.models.available()
     if name != state.settings.model and name not in {location.name for location in listed}:
@@ -150,10 +161,13 @@ async def check_model(options: TranscribeOptions, state: Runtime) -> None:
             {loc.name for loc in listed if loc.multilingual and loc.path is not None}
         )
         what, field = asked
+        way = _ENGLISH_ONLY_WAY[field]
+        if fixed and field in fixed:
+            field, way = "model", fixed[field]
         others = f"one of: {', '.join(multilingual)}" if multilingual else "a multilingual model"
         error = UnsupportedLanguageError(
             f"Model {location.name!r} understands English only, so it cannot {what}.",
-            hint=f"Send model as {others}; or {_ENGLISH_ONLY_WAY[field]}.",
+            hint=f"Send model as {others}; or {way}.",
         )
         error.field = field  # type: ignore[attr-defined]  # read by cesar_error_response
         raise error

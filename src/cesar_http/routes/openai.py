@@ -52,6 +52,11 @@ DECODING_FIELDS = (
     "no_speech_threshold",
     "hallucination_silence_threshold",
 )
+#: The options each endpoint sets itself (the client sends no ``task``), and what the
+#: client can do instead when the model cannot do it (see ``check_model``).
+_SET_HERE = {
+    Task.TRANSLATE: {"task": "POST English speech to /v1/audio/transcriptions instead"},
+}
 #: OpenAI's form fields and the Cesar option each one sets.
 _OPTION_OF = {"model": "model", "language": "language", "prompt": "initial_prompt"}
 
@@ -174,7 +179,8 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
         )
         if response_format == "diarized_json" and not fields.get("diarize"):
             fields["diarize"] = "auto"  # what OpenAI's diarizing model always does
-        job_settings = await job_options(_fields(fields, task, granularities, words), state)
+        values = _fields(fields, task, granularities, words)
+        job_settings = await job_options(values, state, _SET_HERE.get(task))
     job, _ = await state.service.submit_stored(stored, **job_settings)
     if stream:  # OpenAI's events, each segment as soon as a worker transcribed it
         return openai_stream(state, job.id)
