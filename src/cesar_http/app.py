@@ -147,10 +147,11 @@ async def _start(settings: Settings, running: AsyncExitStack) -> Runtime:
         # code (PyAV, NumPy), which an API-only node (workers = 0) never needs.
         from cesar_core.worker import Worker, WorkerConfig
 
+        state.transcriber = open_transcriber(settings, manager)
         worker = Worker(
             service.store,
             service.storage,
-            open_transcriber(settings, manager),
+            state.transcriber,
             WorkerConfig(
                 concurrency=settings.workers,
                 grace_seconds=settings.grace_seconds,

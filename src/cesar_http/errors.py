@@ -30,6 +30,7 @@ from cesar_core.service import JobNotFoundError
 from cesar_core.speakers import JobNotCompletedError, ResultsReadOnlyError
 
 from .multipart import FormError
+from .schemas import ErrorDetail
 
 
 class RequestTooLargeError(CesarError):
@@ -66,6 +67,7 @@ _STATUSES: tuple[tuple[type[CesarError], int], ...] = (
 
 #: The request field an error is about, where one field is to blame.
 _FIELDS = {
+    "diarizer_not_installed": "diarize",
     "model_not_found": "model",
     "unsupported_language": "language",
     "upload_too_large": "file",
@@ -113,10 +115,19 @@ def error_response(
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
+def error_detail(error: CesarError) -> ErrorDetail:
+    """The body's ``error`` for a core error, with the field it is about when one is to
+    blame (also where an answer reports an error without failing: ``GET /diarizers``)."""
+    field = getattr(error, "field", None) or _FIELDS.get(error.code)
+    return ErrorDetail(code=error.code, message=error.message, hint=error.hint, field=field)
+
+
 def cesar_error_response(error: CesarError, status: int | None = None) -> JSONResponse:
     """The answer to a core error, with the field it is about when one is to blame."""
-    field = getattr(error, "field", None) or _FIELDS.get(error.code)
-    return error_response(status or status_for(error), error.code, error.message, error.hint, field)
+    detail = error_detail(error)
+    return error_response(
+        status or status_for(error), detail.code, detail.message, detail.hint, detail.field
+    )
 
 
 def job_error_response(error: JobError | None, state: str) -> JSONResponse:

@@ -3,7 +3,8 @@
 The CLI's user owns the machine; an HTTP caller does not. So a request's options are held
 to the server's own bounds here, for ``POST /transcribe`` and the OpenAI-compatible
 endpoints alike: the model must be one the server lists (never a path, which would let a
-caller probe the file system), the language one the model understands, and the costly
+caller probe the file system), the language one the model understands, speakers (``diarize``)
+only of a kind the embedded worker can tell apart, and the costly
 knobs (``beam_size``, ``batch_size``, ``cpu_threads``) within the settings' maxima. A bad
 option is answered at once with a 4xx instead of becoming a job that fails later.
 """
@@ -104,6 +105,10 @@ async def job_options(
     options = make_options(settings, **fields.options())
     check_bounds(options, state)
     await check_model(options, state, fixed)
+    if options.diarize is not None:
+        error = await state.diarize_error(options.diarize)
+        if error is not None:  # the embedded worker would fail the job: say so now
+            raise error
     return {
         "options": options,
         "metadata": fields.metadata,

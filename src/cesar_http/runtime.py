@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING
 from attrs import define, field
 from fastapi import HTTPException, Request
 
-from cesar_core import ModelResolver, Settings
+from cesar_core import CesarError, ModelResolver, Settings
 from cesar_core.service import JobService
+from cesar_core.transcript import Diarize
 
 from .metrics import Metrics
 from .model_listing import ModelListing
 from .multipart import FormError
 
 if TYPE_CHECKING:  # the worker loads PyAV and NumPy, which an API-only node never needs
+    from cesar_core.diarization import DiarizingTranscriber
     from cesar_core.worker import Worker
 
 
@@ -34,6 +36,9 @@ class Runtime:
     resolver: ModelResolver
     metrics: Metrics
     worker: Worker | None = None
+    #: The embedded worker's transcriber (None without one): the speakers it can tell
+    #: apart are those this server offers (:meth:`diarize_error`).
+    transcriber: DiarizingTranscriber | None = None
     #: What :func:`cesar_http.options.check_model` asks: the resolver's answers, reused.
     models: ModelListing = field()
 
@@ -44,6 +49,16 @@ class Runtime:
     async def check_model(self, name: str) -> None:
         """Raise :class:`~cesar_core.errors.ModelNotFoundError` for a model no source has."""
         await asyncio.to_thread(self.resolver.resolve, name)
+
+    async def diarize_error(self, mode: Diarize) -> CesarError | None:
+        """Why the embedded worker cannot run jobs that ask for ``mode`` (the voice model
+        not installed, with the install hint), or None: it can, or there is no embedded
+        worker (the ``cesar worker`` processes on the store decide, each with its own
+        installation). Looks the engine up without importing it, in a thread (the lookup
+        takes the import lock)."""
+        if self.transcriber is None:
+            return None
+        return await asyncio.to_thread(self.transcriber.unavailable, mode)
 
 
 # The dependencies here are coroutines although they never wait: FastAPI runs a plain

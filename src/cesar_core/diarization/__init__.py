@@ -12,9 +12,9 @@ import pluggy
 from ..protocols import Transcriber
 from ..registry import named
 from ..settings import Settings
-from .wrapper import DiarizingTranscriber
+from .wrapper import DiarizingTranscriber, diarizer_name
 
-__all__ = ["DiarizingTranscriber", "with_diarization"]
+__all__ = ["DiarizingTranscriber", "diarizer_name", "with_diarization"]
 
 
 def with_diarization(

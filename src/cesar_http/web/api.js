@@ -79,18 +79,31 @@ export async function blob(path) {
 }
 
 // What this server offers, read from its OpenAPI document, so the page shows only what
-// works: speakers, renaming them, live events.
+// works: speakers (and which kinds it can tell apart), renaming them, live events.
 export async function features() {
   const spec = await (await fetch("openapi.json")).json();
   const paths = spec.paths || {};
   const form = paths["/transcribe"]?.post?.requestBody?.content?.["multipart/form-data"];
   const fields = form?.schema?.properties || {};
+  const speakers = "diarize" in fields;
   return {
-    speakers: "diarize" in fields,
+    speakers,
+    diarizers: speakers && paths["/diarizers"]?.get ? await diarizers() : [],
     rename: Boolean(paths["/jobs/{job_id}"]?.patch),
     events: Boolean(paths["/jobs/{job_id}/events"]?.get),
     listEvents: Boolean(paths["/jobs/events"]?.get),
   };
+}
+
+// Each diarize mode and whether the server can run it (no key needed); none when the
+// server cannot say, so that nothing is withheld on a guess.
+async function diarizers() {
+  try {
+    const response = await fetch("diarizers");
+    return response.ok ? (await response.json()).diarizers || [] : [];
+  } catch {
+    return [];
+  }
 }
 
 // Follow a job: Server-Sent Events where the server has them and no key is needed

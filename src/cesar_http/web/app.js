@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const FORMATS = ["txt", "srt", "vtt", "json", "tsv"];
 const LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "zh", "ja", "ko", "hi"];
 
-let features = { speakers: false, rename: false, events: false, listEvents: false };
+let features = { speakers: false, diarizers: [], rename: false, events: false, listEvents: false };
 let jobs = null;  // the JobList, once the page has started
 let stopFollowing = () => {};
 let audioUrl = null;
@@ -78,6 +78,29 @@ async function submitFiles(event) {
   } finally {
     $("submit").disabled = false;
   }
+}
+
+// A kind of speakers the server cannot tell apart (its voice model not installed) stays in
+// the list, disabled, and a note under the options says how to get it: the server's hint.
+function offerDiarizers(diarizers) {
+  const select = $("speakers");
+  const missing = diarizers.filter((d) => d.available === false);
+  for (const option of select.options) {
+    option.disabled = missing.some((d) => d.diarize === option.value);
+  }
+  if (select.selectedOptions[0]?.disabled) select.value = "";
+  const note = $("speakers-note");
+  note.textContent = missing.map((d) => {
+    const name = [...select.options].find((o) => o.value === d.diarize)?.textContent || d.diarize;
+    const error = d.error || {};
+    const how = error.code === "diarizer_not_installed" && error.hint
+      ? `To add it, run on the server: ${error.hint}`
+      : [error.message, error.hint].filter(Boolean).join(" ");
+    return `${name} is not available on this server. ${how}`.trim();
+  }).join(" ");
+  note.hidden = !missing.length;
+  if (missing.length) select.setAttribute("aria-describedby", "speakers-note");
+  else select.removeAttribute("aria-describedby");
 }
 
 // ---- one job -------------------------------------------------------------------------
@@ -290,6 +313,7 @@ async function start() {
     features = await api.features();
   } catch { /* an older server: the basics only */ }
   $("speakers-option").hidden = !features.speakers;
+  offerDiarizers(features.diarizers);
   try {
     const models = await api.getJson("v1/models");
     for (const model of models.data.filter((m) => m.id !== "whisper-1")) {
