@@ -22,8 +22,10 @@ language fixed (English) everywhere.
   submitted without a language on the multilingual ``base`` model (int8, 1 thread) and run
   by an in-process worker on SQLite, packing on (each job's language detected first, then
   packed by language) against packing off; audio seconds per wall second from the worker's
-  start to its last job, WER per language, how many jobs shared a window, and the time of
-  one language detection alone.
+  start to its last job, the CPU seconds this process spent meanwhile (steadier than wall
+  time on a shared machine), WER per language, how many jobs shared a window, the time of
+  one language detection alone, and the CPU seconds of transcribing a clip alone after its
+  detection, the transcription detecting again or handed the detection.
 """
 
 from __future__ import annotations
@@ -153,23 +155,30 @@ def multilingual(work: Path, count: int, repeats: int) -> dict[str, object]:
     for path, _ in (english[0], spanish[0]):  # warm: the model loaded, both languages run
         engine.transcribe(path, options)
     detections = []
+    # A lone job whose language was detected first: its transcription detecting it again
+    # (as before), or handed the detection; CPU seconds, alternating.
+    lone: dict[str, list[float]] = {"detected again": [], "detection handed": []}
     for path, _ in clips:
         started = time.perf_counter()
-        engine.detect_language(path, options)
+        guess = engine.detect_language(path, options)
         detections.append(time.perf_counter() - started)
+        for name, handed in zip(lone, (None, guess), strict=True):
+            cpu = time.process_time()
+            engine.transcribe(path, options, detected=handed)
+            lone[name].append(time.process_time() - cpu)
 
     async def one(config: WorkerConfig, where: Path) -> dict[str, float]:
         store = await SQLiteJobStore.open(where / "jobs.db")
         service = JobService(store, LocalStorage(where / "audio"))
         jobs = [(await service.submit_file(path, options=options))[0] for path, _ in clips]
         worker = Worker(store, service.storage, engine, config)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await worker.run(until_idle=True)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         done = [await service.get(job.id) for job in jobs]
         await service.close()
         texts = [job.result.text if job.result else "" for job in done]
-        result = {"wall_s": wall, "audio_s_per_s": audio / wall}
+        result = {"wall_s": wall, "audio_s_per_s": audio / wall, "cpu_s": cpu}
         result["packed"] = float(worker._packer.packed if worker._packer else 0)
         result["wrong_language"] = float(
             sum(
@@ -201,6 +210,10 @@ def multilingual(work: Path, count: int, repeats: int) -> dict[str, object]:
             "median": statistics.median(detections),
             "min": min(detections),
             "max": max(detections),
+        },
+        "lone_job_cpu_s": {
+            name: {"median": statistics.median(found), "min": min(found)}
+            for name, found in lone.items()
         },
         "load_average": os.getloadavg(),
         "runs": runs,

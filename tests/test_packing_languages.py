@@ -10,11 +10,14 @@ from typing import Any
 
 import attrs
 import pytest
+from faster_whisper import WhisperModel
 
-from cesar_core import TranscribeOptions, WhisperTranscriber
-from cesar_core.detection import LanguageDetecting
+from cesar_core import Settings, TranscribeOptions, WhisperTranscriber
+from cesar_core.detection import DetectedLanguage, LanguageDetecting
+from cesar_core.diarization import with_diarization
 from cesar_core.jobs import Job, JobState
 from cesar_core.packing import SURE_LANGUAGE
+from cesar_core.plugins import make_manager
 from cesar_core.worker import Worker, WorkerConfig
 
 from .conftest import DATA, wer
@@ -135,3 +138,71 @@ def test_detection_reports_what_transcribing_alone_does(transcriber: WhisperTran
     )
     english_only = transcriber.detect_language(SPANISH, TranscribeOptions(model="tiny.en"))
     assert (english_only.language, english_only.probability) == ("en", 1.0)
+
+
+@pytest.fixture
+def detections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One item per language detection of the real model from now on: faster-whisper's
+    ``detect_language`` (one encoder pass), which the transcriber's detection and a
+    transcription without a language both call."""
+    found: list[int] = []
+    real = WhisperModel.detect_language
+
+    def counted(self: WhisperModel, *args: Any, **kwargs: Any) -> Any:
+        found.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(WhisperModel, "detect_language", counted)
+    return found
+
+
+def test_a_job_alone_after_detection_gets_its_transcript_without_a_second_detection(
+    tmp_path: Path, transcriber: WhisperTranscriber, detections: list[int]
+) -> None:
+    """Jobs whose language was detected and that then run alone (one unsure of its
+    language, one without company of its language) get exactly the transcript they get
+    with no packing at all, and each job's language is detected once, as alone: the
+    detection is handed to the transcription rather than paid again."""
+    unsure = attrs.evolve(BASE, clip_start=1.6)
+    jobs = [(SPANISH, BASE), (CLIPS[5], unsure), (CLIPS[1], BASE), (SPANISH_CLIPS[1], BASE)]
+
+    async def scenario() -> None:
+        worker, packed = await _run(tmp_path / "p", transcriber, PACKED, jobs)
+        assert worker._packer is not None
+        assert worker._packer.packed == 2  # the two Spanish jobs; the others ran alone
+        in_packing = len(detections)
+        detections.clear()
+        _, alone = await _run(tmp_path / "a", transcriber, ALONE, jobs)
+        assert len(detections) == len(jobs)  # alone, each transcription detects once
+        assert in_packing == len(jobs)
+        for index, (one, other) in enumerate(zip(packed, alone, strict=True)):
+            assert one.state is other.state is JobState.COMPLETED
+            assert one.result is not None
+            assert other.result is not None
+            if index in (1, 2):  # alone after its detection: exactly what alone gives
+                assert one.result == other.result
+            assert one.result.language == other.result.language
+            assert one.result.language_probability == other.result.language_probability
+            assert one.result.top_languages == other.result.top_languages
+
+    asyncio.run(scenario())
+
+
+def test_a_detected_language_is_used_only_where_detecting_again_finds_the_same(
+    transcriber: WhisperTranscriber, detections: list[int], settings: Settings
+) -> None:
+    """Handed through the speakers wrapper (what ``cesar serve`` runs), the language
+    detected beforehand spares the transcription its detection, and the transcript is the
+    same. With voice detection whisper detects on the speech it keeps, other features: a
+    language handed there is not used (a wrong one changes nothing) and whisper detects."""
+    clip = SPANISH_CLIPS[1]
+    guess = transcriber.detect_language(clip, BASE)
+    plain = transcriber.transcribe(clip, BASE)
+    detections.clear()
+    wrapped = with_diarization(transcriber, make_manager({}), settings)
+    assert wrapped.transcribe(clip, BASE, detected=guess) == plain
+    assert detections == []
+    wrong = DetectedLanguage(language="en", probability=0.99)
+    heard = transcriber.transcribe(clip, attrs.evolve(BASE, vad_filter=True), detected=wrong)
+    assert heard.language == guess.language == "es"
+    assert len(detections) == 1

@@ -4,28 +4,18 @@ A worker that packs short jobs into one window of the model (see :mod:`cesar_cor
 can only put jobs of one language in a window, since whisper decodes a window in one
 language. Jobs that did not fix their language are asked this first, one encoder pass
 each, and share with jobs the model hears in the same language. A transcriber without it
-still runs such jobs, each alone.
+still runs such jobs, each alone. A job that runs alone after all is handed the language
+detected in it, so that the detection is not paid twice.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from attrs import frozen
-
 from .protocols import AudioInput
-from .transcript import LanguageScore, TranscribeOptions
+from .transcript import DetectedLanguage, TranscribeOptions
 
-
-@frozen(kw_only=True)
-class DetectedLanguage:
-    """The language a model hears in a clip, as transcribing the clip alone would report it:
-    the likeliest language, its probability and the likeliest others
-    (:attr:`~cesar_core.transcript.Transcript.top_languages`)."""
-
-    language: str
-    probability: float
-    top_languages: tuple[LanguageScore, ...] = ()
+__all__ = ["DetectedLanguage", "LanguageDetecting"]
 
 
 @runtime_checkable
@@ -36,6 +26,15 @@ class LanguageDetecting(Protocol):
 
     Optional: without it, a job on a multilingual model that did not fix its language never
     shares a window with other jobs.
+
+    Its ``transcribe`` may also take a ``detected`` keyword argument: the
+    :class:`DetectedLanguage` this method found in the same audio with the same options.
+    A job that runs alone after its language was detected (unsure, without company of its
+    language, or one the split could not place) is handed it, so that its transcription
+    need not detect the language again; the transcriber uses it only where its result is
+    then the same as detecting again (see
+    :meth:`cesar_core.transcription.whisper.WhisperTranscriber.transcribe`). It is no
+    option of the job: it is neither stored nor shown.
     """
 
     def detect_language(self, audio: AudioInput, options: TranscribeOptions) -> DetectedLanguage:

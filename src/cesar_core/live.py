@@ -22,6 +22,7 @@ from typing import Any
 
 from attrs import evolve, frozen
 
+from .detection import DetectedLanguage
 from .jobs import Job
 from .protocols import (
     AudioInput,
@@ -130,11 +131,13 @@ def run(
     options: TranscribeOptions,
     progress: ProgressCallback,
     live: LiveSegments | None,
+    detected: DetectedLanguage | None = None,
 ) -> Transcript:
-    """Run ``transcriber``, handing it ``live``'s callback when it takes one (a
-    third-party transcriber without ``on_segments`` is called as before)."""
+    """Run ``transcriber``, handing it ``live``'s callback and the language ``detected``
+    in the audio beforehand when it takes them (a third-party transcriber without
+    ``on_segments`` is called as before)."""
     return transcribe_with_segments(
-        transcriber, audio, options, progress, None if live is None else live.add
+        transcriber, audio, options, progress, None if live is None else live.add, detected
     )
 
 

@@ -19,7 +19,9 @@ Jobs on a multilingual model that did not fix their language have their language
 first, one encoder pass each, when the transcriber can (a
 :class:`~cesar_core.detection.LanguageDetecting`): jobs heard in one language share windows
 transcribed in it, and each gets the language, probability and top languages it would get
-alone. One the model is unsure of (below :data:`SURE_LANGUAGE`) runs alone.
+alone. One the model is unsure of (below :data:`SURE_LANGUAGE`) runs alone. A job that runs
+alone after its detection hands it to its transcription, which reports it rather than
+detect again where that finds the same (:class:`~cesar_core.detection.LanguageDetecting`).
 
 While a window is transcribed, each job's segments are published live (through a
 :class:`~cesar_core.protocols.LiveStore`) on its own timeline as soon as the window has
@@ -78,6 +80,7 @@ class _Running(Protocol):
     handback: bool
     next: Job | None
     segments: live.LiveSegments | None
+    detected: DetectedLanguage | None
 
 
 class _Config(Protocol):
@@ -133,7 +136,7 @@ class _PackedLive(live.LiveSegments):
 @define
 class _Member:
     """A job of a pack: what the worker tracks, its heartbeat, its audio once read, and
-    the language detected in it (when it did not fix one)."""
+    the language detected in it (when it did not fix one; sure or not)."""
 
     running: _Running
     beat: asyncio.Task[None]
@@ -195,6 +198,8 @@ class Packer:
                     chosen = [group[i] for i in window]
                     alone += chosen if len(chosen) == 1 else await self._window(chosen, options)
             for member in sorted(alone, key=members.index):
+                # Its language, detected already: not detected a second time.
+                member.running.detected = member.guess
                 outcome = self.unknown
                 try:
                     outcome = await self.host._attempt(member.running)
@@ -298,6 +303,7 @@ class Packer:
                     logger.info(
                         "job %s runs alone: its language was not detected (%s)", job.id, exc
                     )
+            member.guess = guess
             if guess is None or guess.probability < SURE_LANGUAGE:
                 if guess is not None:
                     logger.info(
@@ -308,7 +314,6 @@ class Packer:
                     )
                 alone.append(member)
                 continue
-            member.guess = guess
             groups.setdefault(guess.language, []).append(member)
         return [(attrs.evolve(key, language=code), group) for code, group in groups.items()], alone
 

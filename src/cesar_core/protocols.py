@@ -19,7 +19,7 @@ from attrs import frozen
 
 from .jobs import Job, JobError, JobState, NewJob, WebhookDelivery
 from .settings import Settings
-from .transcript import Segment, SpeakerTurn, TranscribeOptions, Transcript
+from .transcript import DetectedLanguage, Segment, SpeakerTurn, TranscribeOptions, Transcript
 
 #: Called with the fraction of the audio done, from 0.0 to 1.0. Raising from it stops the
 #: transcription: that is how a cancelled job stops its worker thread.
@@ -360,12 +360,12 @@ class Storage(Protocol):
 
 
 @functools.lru_cache(maxsize=64)
-def _takes_segments(kind: type) -> bool:
+def _takes(kind: type, keyword: str) -> bool:
     try:
         parameters = inspect.signature(kind.transcribe).parameters  # type: ignore[attr-defined]
     except (AttributeError, TypeError, ValueError):
         return False
-    return "on_segments" in parameters
+    return keyword in parameters
 
 
 def transcribe_with_segments(
@@ -374,13 +374,18 @@ def transcribe_with_segments(
     options: TranscribeOptions,
     progress: ProgressCallback | None,
     on_segments: SegmentsCallback | None,
+    detected: DetectedLanguage | None = None,
 ) -> Transcript:
     """``transcriber.transcribe``, with ``on_segments`` when the transcriber takes it
-    (see :data:`SegmentsCallback`); one that does not is called as it always was."""
-    if on_segments is None or not _takes_segments(type(transcriber)):
+    (see :data:`SegmentsCallback`), and with the language ``detected`` in the audio
+    beforehand when it takes that (see :class:`~cesar_core.detection.LanguageDetecting`);
+    one that takes neither is called as it always was."""
+    given = {"on_segments": on_segments, "detected": detected}
+    extras = {k: v for k, v in given.items() if v is not None and _takes(type(transcriber), k)}
+    if not extras:
         return transcriber.transcribe(audio, options, progress)
     method: Any = transcriber.transcribe
-    result: Transcript = method(audio, options, progress, on_segments=on_segments)
+    result: Transcript = method(audio, options, progress, **extras)
     return result
 
 

@@ -301,6 +301,17 @@ class LanguageScore:
 
 
 @frozen(kw_only=True)
+class DetectedLanguage:
+    """The language a model hears in a clip, as transcribing the clip alone would report it:
+    the likeliest language, its probability and the likeliest others
+    (:attr:`Transcript.top_languages`); see :mod:`cesar_core.detection`."""
+
+    language: str
+    probability: float
+    top_languages: tuple[LanguageScore, ...] = ()
+
+
+@frozen(kw_only=True)
 class SpeakerTurn:
     """A stretch of audio in which one speaker talks, as a diarizer finds it (seconds from
     the start of the audio, like segments)."""

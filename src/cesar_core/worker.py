@@ -48,7 +48,7 @@ from .protocols import (
     Storage,
     Transcriber,
 )
-from .transcript import Transcript
+from .transcript import DetectedLanguage, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class _Running:
     #: The job claimed together with this one's completion, for the slot to run next.
     next: Job | None = None
     segments: live.LiveSegments | None = None  # published while it runs (a LiveStore)
+    detected: DetectedLanguage | None = None  # found before it ran alone (packing): once
 
 
 FinishedCallback = Callable[[Job], Awaitable[None]]
@@ -323,7 +324,8 @@ class Worker:
 
         if running.abort.is_set():
             raise JobAborted
-        return live.run(self.transcriber, audio, running.job.options, progress, running.segments)
+        options, segments = running.job.options, running.segments
+        return live.run(self.transcriber, audio, options, progress, segments, running.detected)
 
     def _audio(self, job: Job, stop: Callable[[], bool]) -> AbstractAsyncContextManager[AudioInput]:
         """The job's audio (:func:`~cesar_core.inputs.job_input`); a download stops with

