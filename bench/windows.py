@@ -3,6 +3,7 @@
     python bench/windows.py --minutes 10 --repeats 2
     python bench/windows.py --voices 4 --windows 60 120 300 --prompt-tokens 0 223
     python bench/windows.py --voices 0 --repeats 0 --windows 60 120 300 --rss-minutes 10 30
+    python bench/windows.py --minutes 0 --voices 4 --repeats 1 --prompt-tokens 0 --continue 0 5
 
 Several long recordings: the long fixture repeated with pauses (``--minutes`` of it), and
 the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voices (about
@@ -10,9 +11,13 @@ the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voi
 faster-whisper (all audio in one call, tiny.en or ``--model``, int8, 1 thread, beam 5) and
 by cesar_core with the same settings at each window length and each prompt cap
 (``windows.PROMPT_TOKENS``: 0 starts each window fresh, as windows did before; 223 primes
-each window with the tokens decoded before it, as faster-whisper primes each 30 s).
+each window with the tokens decoded before it, as faster-whisper primes each 30 s) and each
+``--continue`` value (``windows.CONTINUE_S``: 0 cuts each window in a pause; above 0 decodes
+full windows and starts the next where the last segment not ending in the last that-many
+seconds ended, whisper's own way).
 Contenders alternate within each repeat; per recording and contender, the word error
-rate against the known text (median over repeats) and min / median seconds are reported,
+rate against the known text (median over repeats) and min / median seconds (wall clock and
+CPU: process time, all threads) are reported,
 and the word error rate of all recordings together. Decoding at a fallback temperature
 samples: repeat ``r`` seeds CTranslate2's generator with ``r`` before every contender, so
 each repeat is reproducible and every contender draws from the same stream.
@@ -20,7 +25,8 @@ each repeat is reproducible and every contender draws from the same stream.
 Where the errors are: per recording and window length, the errors (substituted, deleted
 and inserted words) within 20 words of a window's cut, against those elsewhere, for each
 contender with windows of that length and for the raw call on the same words. Cuts are
-placed on the reference by time, so "within 20 words" is approximate.
+placed on the reference by time, so "within 20 words" is approximate. Continued windows
+(``--continue`` above 0) end elsewhere: their own cuts are counted, and raw's errors on them.
 
 ``--rss-minutes``: peak resident memory (VmHWM) of a fresh process transcribing that many
 minutes of the long fixture at each window length (memory must stay flat).
@@ -67,7 +73,11 @@ def spoken(voice: str, speed: int, start: int, directory: Path) -> tuple[Path, s
     subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "-f", str(source), "-w", str(raw)], check=True
     )
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    # -R: the same dither every run (without it sox seeds its dither afresh, and each run
+    # transcribed a different recording).
+    subprocess.run(
+        ["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True
+    )
     raw.unlink()
     return path, text
 
@@ -99,8 +109,9 @@ def boundary_errors(reference: str, text: str, near: list[int]) -> tuple[int, in
     return counts[0], counts[1]
 
 
-def peak_rss(audio: Path, window: float) -> float:
-    """Peak RSS in MiB of a fresh process that transcribes ``audio`` in ``window``-s windows."""
+def peak_rss(audio: Path, window: float, carry: float = 0.0) -> float:
+    """Peak RSS in MiB of a fresh process that transcribes ``audio`` in ``window``-s windows
+    (continued, with ``windows.CONTINUE_S`` at ``carry``, when above 0)."""
     code = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -108,6 +119,7 @@ from pathlib import Path
 from bench import transcribe as bench
 from cesar_core.transcription import windows
 windows.WINDOW_S = {window!r}
+windows.CONTINUE_S = {carry!r}
 bench.library_run(Path({str(audio)!r}))
 status = open("/proc/self/status").read()
 print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
@@ -128,14 +140,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--windows", type=float, nargs="+", default=[60.0])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[0, 223])
+    parser.add_argument(
+        "--continue",
+        dest="continue_s",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="windows.CONTINUE_S values: 0 cuts in pauses (the default), above 0 continues",
+    )
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/windows.json"))
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cesar-bench-"))
     rss = {
         f"{minutes:g} min": {
-            f"{window:g}s": peak_rss(long_audio(minutes, directory), window)
+            f"{window:g}s" + (f", continue {carry:g}" if carry else ""): peak_rss(
+                long_audio(minutes, directory), window, carry
+            )
             for window in args.windows
+            for carry in args.continue_s
         }
         for minutes in args.rss_minutes
     }
@@ -153,35 +176,50 @@ def main() -> None:
     path = cesar_core.default_transcriber().resolver.resolve(args.model).path
     model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
     language = {} if args.model.endswith(".en") else {"language": "en"}
-    contenders: dict[str, tuple[float, int] | None] = {"raw": None}
+    contenders: dict[str, tuple[float, int, float] | None] = {"raw": None}
     for window in args.windows:
         for cap in args.prompt_tokens:
-            contenders[f"{window:g}s, prompt {cap}"] = (window, cap)
+            for carry in args.continue_s:
+                more = f", continue {carry:g}" if carry else ""
+                contenders[f"{window:g}s, prompt {cap}{more}"] = (window, cap, carry)
     seconds = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     errors = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
+    cpu = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     texts: dict[tuple[str, str], str] = {}
+    made: dict[tuple[str, str], list[float]] = {}  # where each contender's windows ended
+    ends: list[float] = []
+    decode = windows.WindowedRun._decode
+
+    def recorded(run: windows.WindowedRun, length: int, settle: bool = False) -> None:
+        decode(run, length, settle)
+        ends.append(run._buffer_start)
+
+    windows.WindowedRun._decode = recorded  # type: ignore[method-assign]
     for repeat in range(args.repeats):
         for recording, (audio, reference) in recordings.items():
             for name, setting in contenders.items():
                 ctranslate2.set_random_seed(repeat)
-                started = time.perf_counter()
+                started, used = time.perf_counter(), time.process_time()
                 if setting is None:
                     segments, _ = model.transcribe(str(audio), beam_size=5, **language)
                     text = " ".join(segment.text for segment in segments)
                 else:
-                    windows.WINDOW_S, windows.PROMPT_TOKENS = setting
+                    windows.WINDOW_S, windows.PROMPT_TOKENS, windows.CONTINUE_S = setting
                     options = {"model": args.model, **language, **bench.SETTINGS}
+                    ends.clear()
                     text = cesar_core.transcribe(audio, **options).text
+                    made[recording, name] = ends[:-1]  # the last is the file's end
                 seconds[recording, name].append(time.perf_counter() - started)
+                cpu[recording, name].append(time.process_time() - used)
                 errors[recording, name].append(wer(reference, text))
                 texts[recording, name] = text
                 print(
                     f"{recording} / {name}: WER {errors[recording, name][-1]:.4f}, "
-                    f"{seconds[recording, name][-1]:.1f} s",
+                    f"{seconds[recording, name][-1]:.1f} s, CPU {cpu[recording, name][-1]:.1f} s",
                     flush=True,
                 )
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for recording in recordings:
+    for recording in recordings if texts else ():  # none with --repeats 0
         results[recording] = {
             name: {
                 "wer": round(statistics.median(errors[recording, name]), 4),
@@ -189,6 +227,8 @@ def main() -> None:
                 "wer_max": round(max(errors[recording, name]), 4),
                 "min_s": round(min(seconds[recording, name]), 2),
                 "median_s": round(statistics.median(seconds[recording, name]), 2),
+                "cpu_min_s": round(min(cpu[recording, name]), 2),
+                "cpu_median_s": round(statistics.median(cpu[recording, name]), 2),
             }
             for name in contenders
         }
@@ -209,6 +249,11 @@ def main() -> None:
                     key = name if setting else f"raw, on the {window:g}s cuts"
                     errors_at = boundary_errors(reference, texts[recording, name], at)
                     near.setdefault(recording, {})[key] = list(errors_at)
+                if setting is not None and setting[0] == window and setting[2]:
+                    # Continued windows end elsewhere: raw on those cuts too.
+                    own = [round(cut / total * size) for cut in made[recording, name]]
+                    errors_at = boundary_errors(reference, texts[recording, "raw"], own)
+                    near[recording][f"raw, on the cuts of {name}"] = list(errors_at)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     transcripts = {f"{r} / {name}": text for (r, name), text in texts.items()}
     args.out.write_text(
@@ -228,7 +273,10 @@ def main() -> None:
         for name, row in rows.items():
             timing = ""
             if "min_s" in row:
-                timing = f"  min {row['min_s']:6.2f} s  median {row['median_s']:6.2f} s"
+                timing = (
+                    f"  min {row['min_s']:6.2f} s  median {row['median_s']:6.2f} s"
+                    f"  CPU min {row['cpu_min_s']:6.2f} s  median {row['cpu_median_s']:6.2f} s"
+                )
             print(f"  {name:>18}  WER {row['wer']:.4f}{timing}")
     for recording, rows in near.items():
         print(f"{recording}: errors within 20 words of a cut / elsewhere")

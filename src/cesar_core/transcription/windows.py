@@ -46,6 +46,18 @@ PROMPT_TOKENS = 0
 #: faster-whisper stops priming with the text before after a stretch decoded at a
 #: temperature above this (its ``prompt_reset_on_temperature``): so do windows.
 _PROMPT_RESET_TEMPERATURE = 0.5
+#: 0, the default: each window ends in a pause found in the audio (:func:`_cut`). Above 0,
+#: windows continue as whisper's own 30-second loop does: a full window is decoded, the
+#: segments from the first one ending in its last this-many seconds on are dropped as
+#: possibly cut off, and the next window starts where the last kept segment ended (in the
+#: longest pause within :data:`_SETTLE_S` of it). See :meth:`WindowedRun._decode`.
+#: Measured with 3 and 5 s on four long recordings (bench/windows.py ``--continue``): no
+#: more accurate together than cuts in pauses, single voices 0.01 to 0.03 better or worse,
+#: and 14 to 16 % more CPU (docs/performance.md). So it is off; the bench keeps it.
+CONTINUE_S = 0.0
+#: How far a continued window's start may move from the last kept segment's end to sit in
+#: a pause (whisper's timestamps are that loose).
+_SETTLE_S = 0.3
 
 
 class WindowedRun:
@@ -106,32 +118,55 @@ class WindowedRun:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
         self._buffer = np.concatenate([self._buffer, block]) if self._buffer.size else block
         while len(self._buffer) >= self._window:
-            self._decode(_cut(self._buffer[: self._window]))
+            if CONTINUE_S > 0 and not self.options.batched:
+                self._decode(self._window, settle=True)
+            else:
+                self._decode(_cut(self._buffer[: self._window]))
 
     def close(self) -> None:
         """Transcribe what is left after the last full window."""
         if self._buffer.size:
             self._decode(len(self._buffer))
 
-    def _decode(self, length: int) -> None:
+    def _decode(self, length: int, settle: bool = False) -> None:
+        """Transcribe the first ``length`` samples of the buffer and drop them from it.
+
+        With ``settle`` (see :data:`CONTINUE_S`), decoding stops at the first segment that
+        ends in the window's last :data:`CONTINUE_S` seconds, once a segment has ended in
+        the window's second half; that segment and any after it are left to the next
+        window, which starts where the last kept one ended: the cut is where whisper ended
+        a segment, and the audio after it is decoded again.
+        """
         samples = self._buffer[:length]
+        consumed = length
         if float(np.max(np.abs(samples))) >= SILENCE_PEAK:
             before = len(self.segments)
             span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
+            tail = length / SAMPLE_RATE - CONTINUE_S
+            kept = 0.0  # where the last kept segment ended, in seconds into the window
+            # A continued window may start a little before the last segment kept ended.
+            floor = self.segments[-1].end if self.segments else span[0]
             for raw, language in self._segments(samples):
-                segment = self.loops.admit(_segment(raw, len(self.segments), span, language))
+                if settle and float(raw.end) > tail and kept >= length / SAMPLE_RATE / 2:
+                    break
+                kept = float(raw.end)
+                self._carry(raw)
+                self._report(self._buffer_start - self._offset + kept)
+                segment = self.loops.admit(_segment(raw, len(self.segments), span, language, floor))
                 if segment is None:
                     continue
                 self.segments.append(segment)
                 if self.on_segments is not None:
                     self.on_segments(self.segments[-1:])
+            if settle and kept >= length / SAMPLE_RATE / 2:
+                consumed = _settle(samples, round(kept * SAMPLE_RATE))
             if self.language is None and len(self.segments) > before:
                 # Detected on a window that held speech: keep it for the rest of the audio.
                 self.language = self._detected[0]
                 self.language_probability = self._detected[1]
                 self.top_languages = self._top
-        self._buffer = self._buffer[length:]
-        self._buffer_start += length / SAMPLE_RATE
+        self._buffer = self._buffer[consumed:]
+        self._buffer_start += consumed / SAMPLE_RATE
 
     def _segments(self, samples: npt.NDArray[np.float32]) -> Iterator[tuple[Any, str]]:
         """faster-whisper's segments of ``samples``, each with the language it was decoded
@@ -174,8 +209,6 @@ class WindowedRun:
         if known is not None:  # what detecting again would have found
             self._detected, self._top = (known.language, known.probability), known.top_languages
         for segment in segments:
-            self._carry(segment)
-            self._report(self._buffer_start - self._offset + float(segment.end))
             yield segment, (watch.last if options.multilingual else None) or info.language
 
     def _prompt(self, model: Any) -> str | list[int] | None:
@@ -226,9 +259,12 @@ class _ProgressAborted(Exception):
         self.error = error
 
 
-def _segment(raw: Any, index: int, span: tuple[float, float], language: str) -> Segment:
+def _segment(
+    raw: Any, index: int, span: tuple[float, float], language: str, floor: float = 0.0
+) -> Segment:
     """Our :class:`Segment` from faster-whisper's, moved onto the file's timeline and kept
-    inside ``span``, the window it was heard in (start and end on that timeline).
+    inside ``span``, the window it was heard in (start and end on that timeline), and not
+    before ``floor``, where the segment before it ended.
 
     Whisper times speech on a 30-second grid padded with silence, so near the end of a
     window it can put an end past the last sample (27.6 s on a 27.2 s file, 39.9 s for a
@@ -236,6 +272,7 @@ def _segment(raw: Any, index: int, span: tuple[float, float], language: str) -> 
     would overlap the next's. The text is kept, only its times are clamped.
     """
     offset = span[0]
+    span = (max(offset, floor), span[1])
     words = tuple(
         Word(
             start=start,
@@ -309,6 +346,17 @@ def _cut(window: npt.NDArray[np.float32]) -> int:
     else:  # a pause shorter than 100 ms: its middle
         middle = (first + last) * _CUT_FRAME // 2
     return len(window) - frames * _CUT_FRAME + middle
+
+
+def _settle(samples: npt.NDArray[np.float32], at: int) -> int:
+    """Where a continued window's successor starts: the quietest 100 ms of the longest pause
+    within :data:`_SETTLE_S` of sample ``at`` (see :func:`_cut`), so that the next window
+    starts in a pause even where whisper's timestamp is a little early or late."""
+    reach = round(_SETTLE_S * SAMPLE_RATE)
+    low, high = max(0, at - reach), min(len(samples), at + reach)
+    if high - low < 2 * _CUT_FRAME:
+        return max(1, min(at, len(samples)))
+    return low + _cut(samples[low:high])
 
 
 def _clips(samples: npt.NDArray[np.float32]) -> list[dict[str, float]]:
