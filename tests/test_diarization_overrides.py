@@ -131,6 +131,7 @@ def test_the_features_are_kaldis_fbank_frame_by_frame(three: np.ndarray) -> None
         found = flat[offset : offset + count * bins].reshape(count, bins)
         assert found.shape == expected.shape
         assert np.allclose(found, expected, atol=2e-3), np.abs(found - expected).max()
+    assert [len(part) for part in features.window_features(three, [])[:3]] == [0, 0, 0]
 
 
 @pytest.mark.skipif(

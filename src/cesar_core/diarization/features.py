@@ -120,6 +120,6 @@ def window_features(
             rows = log_mel(padded)
         blocks.append(rows - rows.mean(axis=0))
     counts = np.array([len(block) for block in blocks], dtype=np.int64)
-    starts_at = np.concatenate(([0], np.cumsum(counts[:-1]) * BINS)).astype(np.int64)
+    starts_at = (np.cumsum(counts) - counts) * BINS
     flat = np.concatenate([block.reshape(-1) for block in blocks]) if blocks else np.zeros(0)
     return flat.astype(np.float32, copy=False), counts, starts_at, BINS
