@@ -262,12 +262,14 @@ def test_live_segments_carry_their_speakers_and_add_up_to_the_transcript(
         handed_over, TranscribeOptions(diarize="channels"), reported.append, on_segments=told
     )
     seen = [segment for batch in live for segment in batch]
-    # The segment that spans the change is split live as it is in the transcript.
-    assert [(s.id, s.speaker, s.text) for s in seen] == [
-        (0, "SPEAKER_00", "The quick brown fox jump"),
-        (1, "SPEAKER_01", "over the lazy dog."),
-        (2, "SPEAKER_01", "Speech recognition turns spoken words into written text."),
-    ]
+    # The segment that spans the change is split live as it is in the transcript: the first
+    # voice's words end at "jump", the second's begin at "over". (Where whisper ends its own
+    # segments after that depends on the CPU's arithmetic: one segment or two.)
+    assert [s.id for s in seen] == list(range(len(seen)))
+    assert (seen[0].speaker, seen[0].text) == ("SPEAKER_00", "The quick brown fox jump")
+    assert seen[1].text.startswith("over the lazy dog")
+    assert {s.speaker for s in seen[1:]} == {"SPEAKER_01"}
+    assert " ".join(s.text for s in seen).endswith("spoken words into written text.")
     assert [(s.id, s.speaker, s.text, s.start) for s in seen] == [
         (s.id, s.speaker, s.text, s.start) for s in result.segments
     ]
@@ -286,12 +288,14 @@ def test_split_parts_get_the_tokens_of_their_own_words(
     decode = token_text(engine.inner, "tiny.en")
     first, second = result.segments[:2]
     assert decode(first.tokens) == " The quick brown fox jump"
-    assert decode(second.tokens) == " over the lazy dog."
+    assert decode(second.tokens).startswith(" over the lazy dog")
     # whisper's timestamps stay at the ends: the opening one on the first part, the
     # closing one on the last, so the parts' tokens in order are the segment's.
     assert decode(first.tokens[:1]) == decode(second.tokens[-1:]) == ""
     assert first.tokens + second.tokens == whole.segments[0].tokens
-    assert result.segments[2].tokens == whole.segments[1].tokens  # not split: all of its own
+    # The segments after the change (one or none, as whisper cut them) are not split:
+    # each keeps all of its own tokens.
+    assert [s.tokens for s in result.segments[2:]] == [s.tokens for s in whole.segments[1:]]
 
 
 def test_without_a_tokenizer_the_first_part_keeps_the_tokens() -> None:
