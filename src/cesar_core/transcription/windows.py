@@ -51,9 +51,10 @@ _PROMPT_RESET_TEMPERATURE = 0.5
 #: segments from the first one ending in its last this-many seconds on are dropped as
 #: possibly cut off, and the next window starts where the last kept segment ended (in the
 #: longest pause within :data:`_SETTLE_S` of it). See :meth:`WindowedRun._decode`.
-#: Measured with 3 and 5 s on four long recordings (bench/windows.py ``--continue``): no
-#: more accurate together than cuts in pauses, single voices 0.01 to 0.03 better or worse,
-#: and 14 to 16 % more CPU (docs/performance.md). So it is off; the bench keeps it.
+#: Measured with 3 and 5 s on four long recordings (bench/windows.py ``--continue``): with
+#: tiny.en no more accurate together than cuts in pauses, single voices 0.01 to 0.03 better
+#: or worse, 14 to 16 % more CPU; with base 5 s was better together but 0.014 worse on the
+#: British voice (docs/performance.md). So it is off; the bench keeps it.
 CONTINUE_S = 0.0
 #: How far a continued window's start may move from the last kept segment's end to sit in
 #: a pause (whisper's timestamps are that loose).
