@@ -204,6 +204,9 @@ class Settings:
     pack_wait_ms: float = attrs.field(default=0.0, converter=float)
     #: The largest upload the HTTP API accepts (``CESAR_MAX_UPLOAD_BYTES``).
     max_upload_bytes: int = attrs.field(default=2 * 1024**3, converter=int)
+    #: Uploads the HTTP API works on at once (``CESAR_UPLOAD_SLOTS``); the others wait,
+    #: connected, so that other requests are answered during a burst. See docs/performance.md.
+    upload_slots: int = attrs.field(default=4, converter=int)
     #: Uploads up to this size are kept with their job in the job store instead of in
     #: storage (``CESAR_INLINE_AUDIO_BYTES``): one write instead of a file to create,
     #: copy and remove. 0 sends every upload to storage.
@@ -257,8 +260,10 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise InvalidOptionsError(f"port must be between 1 and 65535, not {self.port}.")
-        if self.workers < 0 or self.max_upload_bytes < 1:
-            raise InvalidOptionsError("workers must be 0 or more and max_upload_bytes positive.")
+        if self.workers < 0 or min(self.max_upload_bytes, self.upload_slots) < 1:
+            raise InvalidOptionsError(
+                "workers must be 0 or more, max_upload_bytes and upload_slots positive."
+            )
         if self.pack_max_clips < 1 or not 0 <= self.pack_wait_ms <= 1000:
             raise InvalidOptionsError(
                 f"pack_max_clips must be at least 1 (not {self.pack_max_clips}) and "

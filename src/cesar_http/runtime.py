@@ -21,6 +21,7 @@ from cesar_core.transcript import Diarize
 from .metrics import Metrics
 from .model_listing import ModelListing
 from .multipart import FormError
+from .slots import UploadSlots
 
 if TYPE_CHECKING:  # the worker loads PyAV and NumPy, which an API-only node never needs
     from cesar_core.diarization import DiarizingTranscriber
@@ -41,6 +42,12 @@ class Runtime:
     transcriber: DiarizingTranscriber | None = None
     #: What :func:`cesar_http.options.check_model` asks: the resolver's answers, reused.
     models: ModelListing = field()
+    #: The uploads worked on at once (:mod:`cesar_http.slots`).
+    uploads: UploadSlots = field()
+
+    @uploads.default
+    def _uploads(self) -> UploadSlots:
+        return UploadSlots(self.settings.upload_slots)
 
     @models.default
     def _models(self) -> ModelListing:

@@ -31,29 +31,32 @@ async def receive_upload(
 
     Read the fields inside the block; if that raises, the stored audio is removed. Create
     the job with :meth:`JobService.submit_stored` after the block (it removes the audio
-    itself when it fails).
+    itself when it fails). The upload holds one of the server's upload slots
+    (:mod:`cesar_http.slots`) until the block ends, except while it waits for the client.
     """
-    form = StreamingForm(request.stream(), boundary_of(request.headers.get("content-type", "")))
-    filename = await form.next_file(FILE_FIELD)
-    if filename is None:
-        raise FormError(
-            f"The form has no file; send the audio as the form field {FILE_FIELD!r}.",
-            hint=f"For example: curl -F {FILE_FIELD}=@talk.mp3 http://host/transcribe",
-        )
-    service = state.service
-    try:
-        stored = await service.store_audio(
-            form.file_chunks(),
-            filename=filename,
-            max_bytes=state.settings.max_upload_bytes,
-            check_audio=True,
-        )
-    except UploadTooLargeError:
-        await form.drain(DRAIN_BYTES)
-        raise
-    try:
-        await form.rest()
-        yield stored, form.fields
-    except BaseException:
-        await service.discard(stored)
-        raise
+    async with state.uploads.slot() as slot:
+        content_type = request.headers.get("content-type", "")
+        form = StreamingForm(slot.paced(request.stream()), boundary_of(content_type))
+        filename = await form.next_file(FILE_FIELD)
+        if filename is None:
+            raise FormError(
+                f"The form has no file; send the audio as the form field {FILE_FIELD!r}.",
+                hint=f"For example: curl -F {FILE_FIELD}=@talk.mp3 http://host/transcribe",
+            )
+        service = state.service
+        try:
+            stored = await service.store_audio(
+                form.file_chunks(),
+                filename=filename,
+                max_bytes=state.settings.max_upload_bytes,
+                check_audio=True,
+            )
+        except UploadTooLargeError:
+            await form.drain(DRAIN_BYTES)
+            raise
+        try:
+            await form.rest()
+            yield stored, form.fields
+        except BaseException:
+            await service.discard(stored)
+            raise
