@@ -191,6 +191,8 @@ def test_page_asks_for_the_key_and_keeps_it_in_the_tab_only(tmp_path: Path, data
         key.fill("s3cret")
         page.get_by_role("button", name="Use this key").click()
         sync_api.expect(page.locator("#home")).to_be_visible()
+        # The models could not be listed before the key: they are once it is given.
+        sync_api.expect(page.locator("#model option[value='tiny.en']")).to_have_count(1)
         assert page.evaluate("sessionStorage.getItem('cesar-api-key')") == "s3cret"
         assert page.evaluate("localStorage.length") == 0
 

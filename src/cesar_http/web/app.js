@@ -302,10 +302,11 @@ async function start() {
       if (job) onJob(job); else location.hash = "#/";
     }));
   }
-  $("key-form").addEventListener("submit", (event) => {
+  $("key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     api.apiKey.set($("key").value.trim());
     $("key").value = "";
+    await loadModels();
     route();
   });
   window.addEventListener("hashchange", route);
@@ -314,13 +315,22 @@ async function start() {
   } catch { /* an older server: the basics only */ }
   $("speakers-option").hidden = !features.speakers;
   offerDiarizers(features.diarizers);
+  await loadModels();
+  await route();
+}
+
+// The server's models in the model list, once: at start, or once the key is given where
+// the server needs one (listing them needs it too).
+let modelsListed = false;
+async function loadModels() {
+  if (modelsListed) return;
   try {
     const models = await api.getJson("v1/models");
     for (const model of models.data.filter((m) => m.id !== "whisper-1")) {
       $("model").append(new Option(model.id, model.id));
     }
-  } catch { /* the key is asked for by route() */ }
-  await route();
+    modelsListed = true;
+  } catch { /* no key yet, or a wrong one: route() asks for it, and this runs again */ }
 }
 
 start();
