@@ -35,6 +35,20 @@ def screenshot(page, shots: Path, name: str) -> None:  # type: ignore[no-untyped
     print(f"screenshot: {path}")
 
 
+def watch(page) -> tuple[list[str], list[str]]:  # type: ignore[no-untyped-def]
+    """The URLs ``page`` requests and the script errors it raises, kept as they come."""
+    requested: list[str] = []
+    failures: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    return requested, failures
+
+
+def outside(requested: list[str], url: str) -> list[str]:
+    """What a page served at ``url`` requested from anywhere but that server."""
+    return [u for u in requested if not u.startswith((f"{url}/", "data:", "blob:"))]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
 def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> None:
     """Upload through the page, watch progress reach 100 % and the text appear, click a word
@@ -51,10 +65,7 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
             permissions=["clipboard-read", "clipboard-write"],
         )
         page = context.new_page()
-        requested: list[str] = []
-        failures: list[str] = []
-        page.on("request", lambda request: requested.append(request.url))
-        page.on("pageerror", lambda error: failures.append(str(error)))
+        requested, failures = watch(page)
         page.goto(f"{url}/")
         page.wait_for_selector("#home:not([hidden])")
         screenshot(page, shots, "empty")
@@ -112,8 +123,8 @@ def test_page_transcribes_plays_and_downloads(tmp_path: Path, data: Path) -> Non
         assert httpx.get(f"{url}/jobs/{job_id}/audio").status_code == 404
         browser.close()
     assert not failures
-    outside = [u for u in requested if not u.startswith((f"{url}/", "data:", "blob:"))]
-    assert not outside, f"the page requested outside the server: {outside}"
+    elsewhere = outside(requested, url)
+    assert not elsewhere, f"the page requested outside the server: {elsewhere}"
     assert any(u.startswith(f"{url}/web/") for u in requested)
     # Live: the job and the list followed through Server-Sent Events, not polling alone.
     assert any(u.endswith("/events") and "/jobs/" in u for u in requested)

@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import DATA
 from .http_helpers import serving
-from .test_web import CHROMIUM, screenshot
+from .test_web import CHROMIUM, screenshot, watch
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)"
@@ -44,10 +44,7 @@ def test_the_jobs_are_paged_newest_first_and_the_first_page_is_live(tmp_path: Pa
         ids = {n: _submit(api, f"clip {n}.opus") for n in range(1, 8)}
         browser = pw.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 900, "height": 700})
-        requested: list[str] = []
-        failures: list[str] = []
-        page.on("request", lambda request: requested.append(request.url))
-        page.on("pageerror", lambda error: failures.append(str(error)))
+        requested, failures = watch(page)
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto(f"{url}/?limit=3#/")
         names = page.locator("#jobs li .name")

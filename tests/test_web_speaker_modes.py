@@ -14,7 +14,7 @@ import pytest
 
 from .http_helpers import serving
 from .missing_modules import without
-from .test_web import CHROMIUM, screenshot
+from .test_web import CHROMIUM, outside, screenshot, watch
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)"
@@ -33,10 +33,7 @@ def test_without_the_voice_model_its_choice_is_disabled_and_says_how_to_get_it(
     with serving(tmp_path / "data", **env) as url, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1000, "height": 700})
-        requested: list[str] = []
-        failures: list[str] = []
-        page.on("request", lambda request: requested.append(request.url))
-        page.on("pageerror", lambda error: failures.append(str(error)))
+        requested, failures = watch(page)
         page.goto(f"{url}/")
         speakers = page.get_by_role("combobox", name="Speakers")
         sync_api.expect(speakers).to_be_visible()
@@ -59,8 +56,8 @@ def test_without_the_voice_model_its_choice_is_disabled_and_says_how_to_get_it(
         sync_api.expect(speakers).to_have_value("")
         browser.close()
     assert not failures
-    outside = [u for u in requested if not u.startswith((f"{url}/", "data:", "blob:"))]
-    assert not outside, f"the page requested outside the server: {outside}"
+    elsewhere = outside(requested, url)
+    assert not elsewhere, f"the page requested outside the server: {elsewhere}"
     assert f"{url}/diarizers" in requested
 
 
