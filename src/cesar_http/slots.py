@@ -42,7 +42,7 @@ class UploadSlots:
 
 
 class UploadSlot:
-    """One upload's place; given up while the upload waits for its client."""
+    """One upload's place; given up for good when its client turns out slow."""
 
     def __init__(self, free: asyncio.Semaphore) -> None:
         self._free = free
