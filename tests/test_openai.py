@@ -106,8 +106,12 @@ def test_models_and_errors(client: openai.OpenAI) -> None:
     assert {"whisper-1", "tiny.en"} <= ids
     with pytest.raises(openai.UnprocessableEntityError, match="not available on this server"):
         _unknown_model(client)
-    with pytest.raises(openai.BadRequestError, match="response_format"):
+    with pytest.raises(openai.BadRequestError, match="response_format") as refused:
         transcribe(client, response_format="docx")
+    assert refused.value.body["field"] == "response_format"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError, match="stream=true") as refused:
+        transcribe(client, response_format="srt", stream=True)
+    assert refused.value.body["field"] == "response_format"  # type: ignore[index]
 
 
 def _unknown_model(client: openai.OpenAI) -> None:

@@ -17,10 +17,13 @@ class CesarError(Exception):
     code: ClassVar[str] = "cesar_error"
     permanent: ClassVar[bool] = True
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: The option or request field to correct, where one is to blame (an API names it
+        #: in its answer, so that a form can point at the right input).
+        self.field = field
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}" if self.hint else self.message

@@ -70,6 +70,7 @@ def _check_language(_: Any, attribute: attrs.Attribute[Any], value: str | None) 
             f"Unknown language code {value!r}.",
             hint="Use a code such as 'en', 'fr' or 'es', or a name such as 'German', or leave "
             "the language unset to detect it.",
+            field=attribute.name,
         )
 
 
@@ -87,16 +88,14 @@ def _to_languages(value: Any) -> tuple[str, ...]:
 
 def _check_languages(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for code in value:
-        try:
-            _check_language(_, attribute, code)
-        except UnsupportedLanguageError as error:
-            error.field = attribute.name  # type: ignore[attr-defined]  # the option at fault
-            raise
+        _check_language(_, attribute, code)  # names the list as the field at fault
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value <= 0:
-        raise InvalidOptionsError(f"{attribute.name} must be greater than 0, not {value}.")
+        raise InvalidOptionsError(
+            f"{attribute.name} must be greater than 0, not {value}.", field=attribute.name
+        )
 
 
 def _not_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -243,13 +242,17 @@ def _check_speaker_counts(options: TranscribeOptions) -> None:
         raise InvalidOptionsError(
             f"{', '.join(given)} only apply when speakers are asked for.",
             hint="Set diarize to 'auto' (or 'channels'), or leave the speaker counts out.",
+            field=given[0],
         )
     low, high, exact = options.min_speakers, options.max_speakers, options.num_speakers
     if low is not None and high is not None and low > high:
-        raise InvalidOptionsError(f"min_speakers ({low}) is more than max_speakers ({high}).")
+        raise InvalidOptionsError(
+            f"min_speakers ({low}) is more than max_speakers ({high}).", field="min_speakers"
+        )
     if exact is not None and not (low or exact) <= exact <= (high or exact):
         raise InvalidOptionsError(
-            f"num_speakers ({exact}) is outside min_speakers..max_speakers ({low}..{high})."
+            f"num_speakers ({exact}) is outside min_speakers..max_speakers ({low}..{high}).",
+            field="num_speakers",
         )
 
 

@@ -118,7 +118,7 @@ def error_response(
 def error_detail(error: CesarError) -> ErrorDetail:
     """The body's ``error`` for a core error, with the field it is about when one is to
     blame (also where an answer reports an error without failing: ``GET /diarizers``)."""
-    field = getattr(error, "field", None) or _FIELDS.get(error.code)
+    field = error.field or _FIELDS.get(error.code)
     return ErrorDetail(code=error.code, message=error.message, hint=error.hint, field=field)
 
 

@@ -42,9 +42,7 @@ _ENGLISH_ONLY_WAY = {
 
 def field_error(field: str, message: str, hint: str | None = None) -> InvalidOptionsError:
     """An :class:`InvalidOptionsError` that names the request field at fault."""
-    error = InvalidOptionsError(message, hint=hint)
-    error.field = field  # type: ignore[attr-defined]  # read by cesar_error_response
-    return error
+    return InvalidOptionsError(message, hint=hint, field=field)
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -170,9 +168,8 @@ async def check_model(
         if fixed and field in fixed:
             field, way = "model", fixed[field]
         others = f"one of: {', '.join(multilingual)}" if multilingual else "a multilingual model"
-        error = UnsupportedLanguageError(
+        raise UnsupportedLanguageError(
             f"Model {location.name!r} understands English only, so it cannot {what}.",
             hint=f"Send model as {others}; or {way}.",
+            field=field,
         )
-        error.field = field  # type: ignore[attr-defined]  # read by cesar_error_response
-        raise error

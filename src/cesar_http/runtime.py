@@ -107,12 +107,11 @@ def only_query(*names: str) -> Callable[[Request], Awaitable[None]]:
     async def check(request: Request) -> None:
         unknown = [name for name in request.query_params if name not in names]
         if unknown:
-            error = UnknownParameterError(
+            raise UnknownParameterError(
                 f"Unknown query parameter {unknown[0]!r}.",
                 hint=f"This endpoint takes {', '.join(names)}.",
+                field=unknown[0],
             )
-            error.field = unknown[0]  # type: ignore[attr-defined]  # read by cesar_error_response
-            raise error
 
     return check
 

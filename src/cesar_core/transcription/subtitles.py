@@ -36,9 +36,13 @@ def _optional(check: Callable[[float], bool], needs: str) -> Callable[..., None]
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidOptionsError(f"{attribute.name} must be a number, not {value!r}.")
+            raise InvalidOptionsError(
+                f"{attribute.name} must be a number, not {value!r}.", field=attribute.name
+            )
         if not math.isfinite(value) or not check(value):
-            raise InvalidOptionsError(f"{attribute.name} must be {needs}, not {value}.")
+            raise InvalidOptionsError(
+                f"{attribute.name} must be {needs}, not {value}.", field=attribute.name
+            )
 
     return validate
 
@@ -52,7 +56,9 @@ _rate = _optional(lambda v: 0 < v <= 1000, "greater than 0 and at most 1000")
 
 def _integer(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise InvalidOptionsError(f"{attribute.name} must be a whole number, not {value!r}.")
+        raise InvalidOptionsError(
+            f"{attribute.name} must be a whole number, not {value!r}.", field=attribute.name
+        )
 
 
 @frozen(kw_only=True)

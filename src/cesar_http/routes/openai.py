@@ -168,10 +168,12 @@ async def _run(request: Request, state: Runtime, task: Task) -> Response:
             raise FormError(
                 f"stream=true streams text: response_format {response_format!r} comes whole.",
                 hint="Use response_format json or text with stream=true, or leave stream unset.",
+                field="response_format",
             )
         if response_format not in FORMATS:
             raise FormError(
-                f"response_format must be one of {', '.join(FORMATS)}, not {response_format!r}."
+                f"response_format must be one of {', '.join(FORMATS)}, not {response_format!r}.",
+                field="response_format",
             )
         subtitles = subtitle_form(fields)
         words = "word" in granularities or (
@@ -219,9 +221,7 @@ def _renamed(exc: ValidationError) -> FormError:
     first = exc.errors()[0]
     option = str(first["loc"][0]) if first["loc"] else ""
     name = next((name for name, opt in _OPTION_OF.items() if opt == option), option)
-    error = FormError(f"{name}: {first['msg']}.")
-    error.field = name  # type: ignore[attr-defined]  # read by cesar_error_response
-    return error
+    return FormError(f"{name}: {first['msg']}.", field=name)
 
 
 async def _wait(state: Runtime, job: Job) -> Job:
