@@ -101,6 +101,21 @@ def test_verbose_translation_is_in_english_from_spanish(client: openai.OpenAI) -
     assert {segment.model_extra["language"] for segment in result.segments} == {"es"}  # type: ignore[index]
 
 
+def test_a_translation_takes_the_spoken_language_when_given(client: openai.OpenAI) -> None:
+    """``language`` (an extra field: OpenAI's translations take none) says what is spoken,
+    as it does for a transcription, instead of being dropped for detection."""
+    with (DATA / "speech_es.opus").open("rb") as audio:
+        result = client.audio.translations.create(
+            model="base", file=audio, response_format="verbose_json", extra_body={"language": "it"}
+        )
+    assert {segment.model_extra["language"] for segment in result.segments} == {"it"}  # type: ignore[index]
+    with (DATA / "speech_es.opus").open("rb") as audio, pytest.raises(
+        openai.UnprocessableEntityError, match="Unknown language"
+    ) as refused:
+        client.audio.translations.create(model="base", file=audio, extra_body={"language": "xx"})
+    assert refused.value.body["field"] == "language"  # type: ignore[index]
+
+
 def test_models_and_errors(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"whisper-1", "tiny.en"} <= ids

@@ -99,7 +99,12 @@ _FIELDS = {
 
 
 def _body(translate: bool) -> dict[str, Any]:
-    fields = {k: v for k, v in _FIELDS.items() if not (translate and k == "language")}
+    fields = dict(_FIELDS)
+    if translate:  # OpenAI's translations take no language; Cesar takes the one spoken
+        fields["language"] = {
+            "type": "string",
+            "description": "Cesar: the language spoken (left out, it is detected)",
+        }
     schema = {"type": "object", "required": ["file", "model"], "properties": fields}
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
@@ -202,8 +207,6 @@ def _fields(
     }
     if values.get("model") == OPENAI_MODEL:
         del values["model"]  # the server's default
-    if task is Task.TRANSLATE:
-        values.pop("language", None)
     if fields.get("temperature"):
         values["temperature"] = fields["temperature"]
     values.update({name: fields[name] for name in SPEAKER_FIELDS if fields.get(name)})
