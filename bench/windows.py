@@ -3,7 +3,8 @@
     python bench/windows.py --minutes 10 --repeats 2
     python bench/windows.py --voices 4 --windows 60 120 300 --prompt-tokens 0 223
     python bench/windows.py --voices 0 --repeats 0 --windows 60 120 300 --rss-minutes 10 30
-    python bench/windows.py --minutes 0 --voices 4 --repeats 1 --prompt-tokens 0 --continue 0 5
+    python bench/windows.py --minutes 0 --voices 8 --repeats 1 --windows 60 600 --prompt-tokens 0
+    python bench/windows.py --minutes 0 --voices 8 --joined --repeats 1 --windows 60 600
 
 Several long recordings: the long fixture repeated with pauses (``--minutes`` of it), and
 the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voices (about
@@ -11,10 +12,10 @@ the public-domain text of ``bench/long_text.txt`` read by espeak-ng in other voi
 faster-whisper (all audio in one call, tiny.en or ``--model``, int8, 1 thread, beam 5) and
 by cesar_core with the same settings at each window length and each prompt cap
 (``windows.PROMPT_TOKENS``: 0 starts each window fresh, as windows did before; 223 primes
-each window with the tokens decoded before it, as faster-whisper primes each 30 s) and each
-``--continue`` value (``windows.CONTINUE_S``: 0 cuts each window in a pause; above 0 decodes
-full windows and starts the next where the last segment not ending in the last that-many
-seconds ended, whisper's own way).
+each window with the tokens decoded before it, as faster-whisper primes each 30 s).
+``--first-voice`` and ``--voices`` choose among eight voices (to share them between
+processes); ``--joined`` transcribes them as one recording, one after another 1 s apart
+(about 49 minutes for all eight), longer than a window.
 Contenders alternate within each repeat; per recording and contender, the word error
 rate against the known text (median over repeats) and min / median seconds (wall clock and
 CPU: process time, all threads) are reported,
@@ -25,8 +26,7 @@ each repeat is reproducible and every contender draws from the same stream.
 Where the errors are: per recording and window length, the errors (substituted, deleted
 and inserted words) within 20 words of a window's cut, against those elsewhere, for each
 contender with windows of that length and for the raw call on the same words. Cuts are
-placed on the reference by time, so "within 20 words" is approximate. Continued windows
-(``--continue`` above 0) end elsewhere: their own cuts are counted, and raw's errors on them.
+placed on the reference by time, so "within 20 words" is approximate.
 
 ``--rss-minutes``: peak resident memory (VmHWM) of a fresh process transcribing that many
 minutes of the long fixture at each window length (memory must stay flat).
@@ -58,7 +58,16 @@ from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
 
 TEXT = Path(__file__).resolve().parent / "long_text.txt"
 #: espeak-ng voices and speeds (words per minute) of the spoken recordings.
-VOICES = [("en-us", 165), ("en+f3", 175), ("en-gb-x-rp+m3", 160), ("en-029+f2", 170)]
+VOICES = [
+    ("en-us", 165),
+    ("en+f3", 175),
+    ("en-gb-x-rp+m3", 160),
+    ("en-029+f2", 170),
+    ("en-us-nyc+m1", 170),
+    ("en-gb-scotland+f4", 160),
+    ("en-gb-x-gbcwmd+m7", 165),
+    ("en-us+f5", 180),
+]
 
 
 def spoken(voice: str, speed: int, start: int, directory: Path) -> tuple[Path, str]:
@@ -80,6 +89,17 @@ def spoken(voice: str, speed: int, start: int, directory: Path) -> tuple[Path, s
     )
     raw.unlink()
     return path, text
+
+
+def joined(parts: list[tuple[Path, str]], directory: Path) -> tuple[Path, str]:
+    """The recordings ``parts`` one after another with 1 s of silence between them (longer
+    than a window, so that windows are cut inside them), and their texts together."""
+    silence, path = directory / "second.wav", directory / "joined.wav"
+    make = ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "1"]
+    subprocess.run(make, check=True)
+    files = [str(name) for p, _ in parts for name in (p, silence)][:-1]
+    subprocess.run(["sox", *files, str(path)], check=True)
+    return path, "\n\n".join(text for _, text in parts)
 
 
 def cuts(audio: Path, window: float) -> list[float]:
@@ -109,9 +129,8 @@ def boundary_errors(reference: str, text: str, near: list[int]) -> tuple[int, in
     return counts[0], counts[1]
 
 
-def peak_rss(audio: Path, window: float, carry: float = 0.0) -> float:
-    """Peak RSS in MiB of a fresh process that transcribes ``audio`` in ``window``-s windows
-    (continued, with ``windows.CONTINUE_S`` at ``carry``, when above 0)."""
+def peak_rss(audio: Path, window: float) -> float:
+    """Peak RSS in MiB of a fresh process that transcribes ``audio`` in ``window``-s windows."""
     code = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -119,7 +138,6 @@ from pathlib import Path
 from bench import transcribe as bench
 from cesar_core.transcription import windows
 windows.WINDOW_S = {window!r}
-windows.CONTINUE_S = {carry!r}
 bench.library_run(Path({str(audio)!r}))
 status = open("/proc/self/status").read()
 print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
@@ -135,18 +153,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="of the repeated fixture")
-    parser.add_argument("--voices", type=int, default=3, help="espeak-ng recordings (0 to 4)")
+    parser.add_argument(
+        "--voices", type=int, default=3, help=f"espeak-ng recordings (0 to {len(VOICES)})"
+    )
+    parser.add_argument(
+        "--first-voice",
+        type=int,
+        default=0,
+        help="start at this voice (to split the voices between processes)",
+    )
     parser.add_argument("--model", default="tiny.en", help="a multilingual one is told English")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--windows", type=float, nargs="+", default=[60.0])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[0, 223])
     parser.add_argument(
-        "--continue",
-        dest="continue_s",
-        type=float,
-        nargs="+",
-        default=[0.0],
-        help="windows.CONTINUE_S values: 0 cuts in pauses (the default), above 0 continues",
+        "--joined",
+        action="store_true",
+        help="one recording: the voices' recordings one after another, 1 s apart",
+    )
+    parser.add_argument(
+        "--no-raw", action="store_true", help="leave the raw call out (measured already)"
     )
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/windows.json"))
@@ -154,11 +180,8 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="cesar-bench-"))
     rss = {
         f"{minutes:g} min": {
-            f"{window:g}s" + (f", continue {carry:g}" if carry else ""): peak_rss(
-                long_audio(minutes, directory), window, carry
-            )
+            f"{window:g}s": peak_rss(long_audio(minutes, directory), window)
             for window in args.windows
-            for carry in args.continue_s
         }
         for minutes in args.rss_minutes
     }
@@ -167,8 +190,12 @@ def main() -> None:
     recordings = {}
     if args.minutes > 0:
         recordings["long_en"] = (long_audio(args.minutes, directory), long_reference(args.minutes))
-    for index, (voice, speed) in enumerate(VOICES[: args.voices]):
+    chosen = list(enumerate(VOICES))[args.first_voice : args.first_voice + args.voices]
+    for index, (voice, speed) in chosen:
         recordings[voice] = spoken(voice, speed, 3 * index, directory)
+    if args.joined:
+        voices = [voice for _, (voice, _) in chosen]
+        recordings = {"joined": joined([recordings[v] for v in voices], directory)}
     from faster_whisper import WhisperModel
 
     import cesar_core
@@ -176,25 +203,14 @@ def main() -> None:
     path = cesar_core.default_transcriber().resolver.resolve(args.model).path
     model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
     language = {} if args.model.endswith(".en") else {"language": "en"}
-    contenders: dict[str, tuple[float, int, float] | None] = {"raw": None}
+    contenders: dict[str, tuple[float, int] | None] = {} if args.no_raw else {"raw": None}
     for window in args.windows:
         for cap in args.prompt_tokens:
-            for carry in args.continue_s:
-                more = f", continue {carry:g}" if carry else ""
-                contenders[f"{window:g}s, prompt {cap}{more}"] = (window, cap, carry)
+            contenders[f"{window:g}s, prompt {cap}"] = (window, cap)
     seconds = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     errors = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     cpu = {(r, c): [] for r in recordings for c in contenders}  # type: ignore[var-annotated]
     texts: dict[tuple[str, str], str] = {}
-    made: dict[tuple[str, str], list[float]] = {}  # where each contender's windows ended
-    ends: list[float] = []
-    decode = windows.WindowedRun._decode
-
-    def recorded(run: windows.WindowedRun, length: int, settle: bool = False) -> None:
-        decode(run, length, settle)
-        ends.append(run._buffer_start)
-
-    windows.WindowedRun._decode = recorded  # type: ignore[method-assign]
     for repeat in range(args.repeats):
         for recording, (audio, reference) in recordings.items():
             for name, setting in contenders.items():
@@ -204,11 +220,9 @@ def main() -> None:
                     segments, _ = model.transcribe(str(audio), beam_size=5, **language)
                     text = " ".join(segment.text for segment in segments)
                 else:
-                    windows.WINDOW_S, windows.PROMPT_TOKENS, windows.CONTINUE_S = setting
+                    windows.WINDOW_S, windows.PROMPT_TOKENS = setting
                     options = {"model": args.model, **language, **bench.SETTINGS}
-                    ends.clear()
                     text = cesar_core.transcribe(audio, **options).text
-                    made[recording, name] = ends[:-1]  # the last is the file's end
                 seconds[recording, name].append(time.perf_counter() - started)
                 cpu[recording, name].append(time.process_time() - used)
                 errors[recording, name].append(wer(reference, text))
@@ -249,11 +263,6 @@ def main() -> None:
                     key = name if setting else f"raw, on the {window:g}s cuts"
                     errors_at = boundary_errors(reference, texts[recording, name], at)
                     near.setdefault(recording, {})[key] = list(errors_at)
-                if setting is not None and setting[0] == window and setting[2]:
-                    # Continued windows end elsewhere: raw on those cuts too.
-                    own = [round(cut / total * size) for cut in made[recording, name]]
-                    errors_at = boundary_errors(reference, texts[recording, "raw"], own)
-                    near[recording][f"raw, on the cuts of {name}"] = list(errors_at)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     transcripts = {f"{r} / {name}": text for (r, name), text in texts.items()}
     args.out.write_text(

@@ -109,9 +109,10 @@ def test_a_translation_takes_the_spoken_language_when_given(client: openai.OpenA
             model="base", file=audio, response_format="verbose_json", extra_body={"language": "it"}
         )
     assert {segment.model_extra["language"] for segment in result.segments} == {"it"}  # type: ignore[index]
-    with (DATA / "speech_es.opus").open("rb") as audio, pytest.raises(
-        openai.UnprocessableEntityError, match="Unknown language"
-    ) as refused:
+    with (
+        (DATA / "speech_es.opus").open("rb") as audio,
+        pytest.raises(openai.UnprocessableEntityError, match="Unknown language") as refused,
+    ):
         client.audio.translations.create(model="base", file=audio, extra_body={"language": "xx"})
     assert refused.value.body["field"] == "language"  # type: ignore[index]
 

@@ -76,20 +76,16 @@ def test_the_cut_is_the_end_when_nothing_can_be_searched() -> None:
     assert windows._cut(np.zeros(FRAME, dtype=np.float32)) == FRAME
 
 
-@pytest.mark.parametrize("continued", [0.0, 3.0], ids=["cut in pauses", "continued"])
 def test_words_at_window_cuts_are_neither_lost_nor_doubled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, continued: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
     """The British voice reading the meeting three times (78 s) in 20-second windows:
     every reference word is heard once; only misheard words differ (substitutions).
-    CTranslate2's generator is seeded, so a fallback to sampling is the same every run.
-    Continued windows (``windows.CONTINUE_S``) decode again the segment each window left
-    off: it must be kept once, not twice and not never."""
+    CTranslate2's generator is seeded, so a fallback to sampling is the same every run."""
     ctranslate2.set_random_seed(0)
     text = " ".join([REFERENCES["long_en"]] * 3)
     path = spoken(text, "en-gb-x-rp+m3", 160, tmp_path)
     monkeypatch.setattr(windows, "WINDOW_S", 20.0)
-    monkeypatch.setattr(windows, "CONTINUE_S", continued)
     result = WhisperTranscriber(settings).transcribe(
         path, TranscribeOptions(compute_type="int8", cpu_threads=1)
     )

@@ -190,6 +190,8 @@ def _return_freed_memory() -> None:
 def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
     from faster_whisper import WhisperModel
 
+    from .mel import use_block_features
+
     try:
         model = WhisperModel(
             path, device=device, compute_type=compute_type, cpu_threads=cpu_threads
@@ -206,6 +208,7 @@ def _load(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
             hint="Check that the directory holds a CTranslate2 whisper model and "
             'that the device exists (device="cpu" always does).',
         ) from exc
+    use_block_features(model)  # bounded temporaries, so memory need not limit windows
     logger.info("loaded model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads)
     return model
 

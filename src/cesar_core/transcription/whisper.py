@@ -122,7 +122,7 @@ class WhisperTranscriber:
             run.on_segments = on_segments
             opening: Any = None  # the first window, to tell the language if nothing is heard
             try:
-                for block in stream.blocks(windows.WINDOW_S):
+                for block in stream.blocks(windows.BLOCK_S):
                     opening = block if opening is None else opening
                     run.feed(block)
                 stream.finish()
@@ -180,7 +180,7 @@ class WhisperTranscriber:
             AudioStream(audio, start=options.clip_start, end=options.clip_end) as stream,
             self._use(options) as (_, model),
         ):
-            opening = next(iter(stream.blocks(windows.WINDOW_S)), None)
+            opening = next(iter(stream.blocks(windows.BLOCK_S)), None)
             if opening is None:
                 stream.finish()  # says why there is nothing to hear
                 raise TranscriptionError(f"{stream.name} holds no audio to detect a language in.")

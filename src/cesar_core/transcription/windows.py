@@ -1,8 +1,9 @@
 """Long audio, a window at a time: flat memory whatever the length.
 
-faster-whisper computes features for all the audio it is handed at once, so an hour of
-audio held whole would need gigabytes. :class:`WindowedRun` receives decoded blocks, cuts
-them into windows at quiet moments and hands faster-whisper one window at a time.
+faster-whisper is handed all the audio it transcribes at once, so an hour of audio held
+whole would need gigabytes. :class:`WindowedRun` receives decoded blocks, cuts them into
+windows of 10 minutes at quiet moments and hands faster-whisper one window at a time;
+within a window faster-whisper decodes exactly as one call on the whole file would.
 """
 
 from __future__ import annotations
@@ -27,11 +28,23 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: whisper hears at once), each ending in the longest pause of its last
 #: :data:`_CUT_SEARCH_S` seconds (see :func:`_clips`).
 BATCH_WINDOW_S = 30.0
-#: Long audio is transcribed this many seconds at a time (see :class:`WindowedRun`), so a
-#: 30-minute file needs no more memory than a 1-minute one (bench/transcribe.py). Windows of
-#: 120 and 300 s were no more accurate on four long recordings and peaked at 423 and 617 MiB
-#: on 30 minutes, against 334 MiB (bench/windows.py, docs/performance.md).
-WINDOW_S = 60.0
+#: Long audio is transcribed this many seconds at a time (see :class:`WindowedRun`), so
+#: memory stays flat: about 400 MiB with tiny.en on 10 and on 30 minutes, against 698 and
+#: 1,762 MiB for one raw call. Each window starts afresh, and on eight recordings of six to
+#: seven minutes 60 s windows made 0.006 more word errors with base than one raw call,
+#: mostly next to the cuts; 600 s windows leave such recordings uncut, transcribed exactly
+#: as one raw call does, and cut longer ones every 10 minutes (bench/windows.py,
+#: docs/performance.md). The models' features are computed a block at a time
+#: (:mod:`.mel`), so a long window costs its samples, not gigabytes of temporaries.
+WINDOW_S = 600.0
+#: Batched decoding's windows. Its clips are decoded each on its own, with no text carried
+#: from one to the next, so longer windows bring it no context; at 600 s the batches
+#: changed and a clip's last sentence was dropped (tests/test_batched.py), so batched
+#: windows stay as they were measured.
+WINDOW_BATCHED_S = 60.0
+#: Audio is decoded and handed to a run this many seconds at a time (whisper's own window:
+#: what a language is detected on), however long the windows.
+BLOCK_S = 30.0
 #: A window ends in the longest pause of its last this-many seconds (see :func:`_cut`).
 _CUT_SEARCH_S = 20.0
 #: Pauses are measured in frames of 10 ms; a window ends in the quietest 10 of them in a row.
@@ -46,26 +59,13 @@ PROMPT_TOKENS = 0
 #: faster-whisper stops priming with the text before after a stretch decoded at a
 #: temperature above this (its ``prompt_reset_on_temperature``): so do windows.
 _PROMPT_RESET_TEMPERATURE = 0.5
-#: 0, the default: each window ends in a pause found in the audio (:func:`_cut`). Above 0,
-#: windows continue as whisper's own 30-second loop does: a full window is decoded, the
-#: segments from the first one ending in its last this-many seconds on are dropped as
-#: possibly cut off, and the next window starts where the last kept segment ended (in the
-#: longest pause within :data:`_SETTLE_S` of it). See :meth:`WindowedRun._decode`.
-#: Measured with 3 and 5 s on four long recordings (bench/windows.py ``--continue``): with
-#: tiny.en no more accurate together than cuts in pauses, single voices 0.01 to 0.03 better
-#: or worse, 14 to 16 % more CPU; with base 5 s was better together but 0.014 worse on the
-#: British voice (docs/performance.md). So it is off; the bench keeps it.
-CONTINUE_S = 0.0
-#: How far a continued window's start may move from the last kept segment's end to sit in
-#: a pause (whisper's timestamps are that loose).
-_SETTLE_S = 0.3
 
 
 class WindowedRun:
     """Feeds long audio to faster-whisper a window at a time, so memory stays flat.
 
-    faster-whisper computes features for all the audio it is given at once: an hour of
-    audio would hold gigabytes. Here the audio is cut into windows of at most
+    faster-whisper holds all the audio it is given at once: an hour of audio would hold
+    gigabytes. Here the audio is cut into windows of at most
     :data:`WINDOW_S` seconds, each cut in the longest pause of the window's last
     :data:`_CUT_SEARCH_S` seconds so that no word is split, and each window is transcribed
     on its own; the language detected in the first window with speech is kept for the rest.
@@ -101,6 +101,10 @@ class WindowedRun:
         self.peak = 0.0
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = offset  # seconds on the file's timeline of _buffer[0]
+        #: Blocks fed since the buffer was last joined: joined once a window is full, not
+        #: block by block, so a long window's samples are copied once.
+        self._incoming: list[npt.NDArray[np.float32]] = []
+        self._held = 0  # samples in _buffer and _incoming
         self._offset = offset
         self._reported = 0.0
         self._detected: tuple[str, float] = ("en", 0.0)
@@ -109,7 +113,7 @@ class WindowedRun:
         self._top: tuple[LanguageScore, ...] = ()
         #: Collapses repetition loops before segments are kept or told (live).
         self.loops = LoopGuard()
-        self._window = round(WINDOW_S * SAMPLE_RATE)
+        self._window = round((WINDOW_BATCHED_S if options.batched else WINDOW_S) * SAMPLE_RATE)
         #: The latest tokens decoded (at most :data:`PROMPT_TOKENS`), to prime the next window.
         self.context: list[int] = []
 
@@ -117,57 +121,53 @@ class WindowedRun:
         """Add decoded samples; transcribe every full window they complete."""
         if block.size:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
-        self._buffer = np.concatenate([self._buffer, block]) if self._buffer.size else block
+        self._incoming.append(block)
+        self._held += len(block)
+        if self._held < self._window:
+            return
+        self._join()
         while len(self._buffer) >= self._window:
-            if CONTINUE_S > 0 and not self.options.batched:
-                self._decode(self._window, settle=True)
-            else:
-                self._decode(_cut(self._buffer[: self._window]))
+            self._decode(_cut(self._buffer[: self._window]))
 
     def close(self) -> None:
         """Transcribe what is left after the last full window."""
+        self._join()
         if self._buffer.size:
             self._decode(len(self._buffer))
 
-    def _decode(self, length: int, settle: bool = False) -> None:
-        """Transcribe the first ``length`` samples of the buffer and drop them from it.
-
-        With ``settle`` (see :data:`CONTINUE_S`), decoding stops at the first segment that
-        ends in the window's last :data:`CONTINUE_S` seconds, once a segment has ended in
-        the window's second half; that segment and any after it are left to the next
-        window, which starts where the last kept one ended: the cut is where whisper ended
-        a segment, and the audio after it is decoded again.
-        """
+    def _decode(self, length: int) -> None:
+        """Transcribe the first ``length`` samples of the buffer and drop them from it."""
         samples = self._buffer[:length]
-        consumed = length
         if float(np.max(np.abs(samples))) >= SILENCE_PEAK:
             before = len(self.segments)
             span = (self._buffer_start, self._buffer_start + length / SAMPLE_RATE)
-            tail = length / SAMPLE_RATE - CONTINUE_S
-            kept = 0.0  # where the last kept segment ended, in seconds into the window
-            # A continued window may start a little before the last segment kept ended.
             floor = self.segments[-1].end if self.segments else span[0]
             for raw, language in self._segments(samples):
-                if settle and float(raw.end) > tail and kept >= length / SAMPLE_RATE / 2:
-                    break
-                kept = float(raw.end)
                 self._carry(raw)
-                self._report(self._buffer_start - self._offset + kept)
+                self._report(self._buffer_start - self._offset + float(raw.end))
                 segment = self.loops.admit(_segment(raw, len(self.segments), span, language, floor))
                 if segment is None:
                     continue
                 self.segments.append(segment)
                 if self.on_segments is not None:
                     self.on_segments(self.segments[-1:])
-            if settle and kept >= length / SAMPLE_RATE / 2:
-                consumed = _settle(samples, round(kept * SAMPLE_RATE))
             if self.language is None and len(self.segments) > before:
                 # Detected on a window that held speech: keep it for the rest of the audio.
                 self.language = self._detected[0]
                 self.language_probability = self._detected[1]
                 self.top_languages = self._top
-        self._buffer = self._buffer[consumed:]
-        self._buffer_start += consumed / SAMPLE_RATE
+        # A copy of what is left (at most the end of a window), so that the window's
+        # samples are freed now, not when the next window is joined.
+        self._buffer = self._buffer[length:].copy()
+        self._held = len(self._buffer)
+        self._buffer_start += length / SAMPLE_RATE
+
+    def _join(self) -> None:
+        """Append the blocks fed since the last join to the buffer, in one copy."""
+        if self._incoming:
+            parts = [self._buffer, *self._incoming] if self._buffer.size else self._incoming
+            self._buffer = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self._incoming = []
 
     def _segments(self, samples: npt.NDArray[np.float32]) -> Iterator[tuple[Any, str]]:
         """faster-whisper's segments of ``samples``, each with the language it was decoded
@@ -347,17 +347,6 @@ def _cut(window: npt.NDArray[np.float32]) -> int:
     else:  # a pause shorter than 100 ms: its middle
         middle = (first + last) * _CUT_FRAME // 2
     return len(window) - frames * _CUT_FRAME + middle
-
-
-def _settle(samples: npt.NDArray[np.float32], at: int) -> int:
-    """Where a continued window's successor starts: the quietest 100 ms of the longest pause
-    within :data:`_SETTLE_S` of sample ``at`` (see :func:`_cut`), so that the next window
-    starts in a pause even where whisper's timestamp is a little early or late."""
-    reach = round(_SETTLE_S * SAMPLE_RATE)
-    low, high = max(0, at - reach), min(len(samples), at + reach)
-    if high - low < 2 * _CUT_FRAME:
-        return max(1, min(at, len(samples)))
-    return low + _cut(samples[low:high])
 
 
 def _clips(samples: npt.NDArray[np.float32]) -> list[dict[str, float]]:
