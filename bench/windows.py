@@ -172,6 +172,9 @@ def main() -> None:
         help="one recording: the voices' recordings one after another, 1 s apart",
     )
     parser.add_argument(
+        "--reverse", action="store_true", help="with --joined: the voices in reverse order"
+    )
+    parser.add_argument(
         "--no-raw", action="store_true", help="leave the raw call out (measured already)"
     )
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[])
@@ -194,7 +197,7 @@ def main() -> None:
     for index, (voice, speed) in chosen:
         recordings[voice] = spoken(voice, speed, 3 * index, directory)
     if args.joined:
-        voices = [voice for _, (voice, _) in chosen]
+        voices = [voice for _, (voice, _) in chosen][:: -1 if args.reverse else 1]
         recordings = {"joined": joined([recordings[v] for v in voices], directory)}
     from faster_whisper import WhisperModel
 
