@@ -181,12 +181,12 @@ def long_contenders(
     settings = {"compute_type": "int8", "cpu_threads": threads, "beam_size": 5}
 
     def library(window: float | None = None, **more: Any) -> float:
-        default = windows.WINDOW_BATCHED_S
-        windows.WINDOW_BATCHED_S = window or default
+        default = windows.SHORT_WINDOW_S
+        windows.SHORT_WINDOW_S = window or default
         try:
             return wer(reference, cesar_core.transcribe(audio, **settings, **more).text)
         finally:
-            windows.WINDOW_BATCHED_S = default
+            windows.SHORT_WINDOW_S = default
 
     contenders: dict[str, Callable[[], float]] = {"unbatched (the default)": library}
     for size in sizes:

@@ -17,7 +17,7 @@ import pytest
 from cesar_core import TranscribeOptions, WhisperTranscriber
 from cesar_core.transcription import windows
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
-from cesar_core.transcription.windows import WINDOW_BATCHED_S
+from cesar_core.transcription.windows import SHORT_WINDOW_S
 
 from .conftest import DATA, REFERENCES, normalise, wer
 from .test_bad_input import write_wav
@@ -73,7 +73,7 @@ def test_batched_audio_of_exactly_one_clip(transcriber: WhisperTranscriber, tmp_
 
 def test_batched_clips_cover_the_window_and_end_in_pauses(tmp_path: Path) -> None:
     samples = load_audio(repeated_speech(tmp_path, LEAD_S, 2))[
-        : round(WINDOW_BATCHED_S * SAMPLE_RATE)
+        : round(SHORT_WINDOW_S * SAMPLE_RATE)
     ]
     clips = windows._clips(samples)
     assert clips[0]["start"] == 0.0

@@ -37,11 +37,14 @@ BATCH_WINDOW_S = 30.0
 #: docs/performance.md). The models' features are computed a block at a time
 #: (:mod:`.mel`), so a long window costs its samples, not gigabytes of temporaries.
 WINDOW_S = 600.0
-#: Batched decoding's windows. Its clips are decoded each on its own, with no text carried
-#: from one to the next, so longer windows bring it no context; at 600 s the batches
-#: changed and a clip's last sentence was dropped (tests/test_batched.py), so batched
-#: windows stay as they were measured.
-WINDOW_BATCHED_S = 60.0
+#: The windows of batched decoding and of ``multilingual``, as they were before.
+#: Batched decoding decodes its clips each on its own, with no text carried from one to the
+#: next, so longer windows bring it no context; at 600 s the batches changed and a clip's
+#: last sentence was dropped (tests/test_batched.py). With ``multilingual``, every window
+#: detects its language afresh: in one window faster-whisper's own detection before each
+#: 30 s kept English through 35 s of Spanish that began 3 s into a stretch, where a new
+#: 60 s window caught it (tests/test_confidence.py, docs/library.md).
+SHORT_WINDOW_S = 60.0
 #: Audio is decoded and handed to a run this many seconds at a time (whisper's own window:
 #: what a language is detected on), however long the windows.
 BLOCK_S = 30.0
@@ -113,7 +116,8 @@ class WindowedRun:
         self._top: tuple[LanguageScore, ...] = ()
         #: Collapses repetition loops before segments are kept or told (live).
         self.loops = LoopGuard()
-        self._window = round((WINDOW_BATCHED_S if options.batched else WINDOW_S) * SAMPLE_RATE)
+        short = options.batched or options.multilingual
+        self._window = round((SHORT_WINDOW_S if short else WINDOW_S) * SAMPLE_RATE)
         #: The latest tokens decoded (at most :data:`PROMPT_TOKENS`), to prime the next window.
         self.context: list[int] = []
 
