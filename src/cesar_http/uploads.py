@@ -32,7 +32,8 @@ async def receive_upload(
     Read the fields inside the block; if that raises, the stored audio is removed. Create
     the job with :meth:`JobService.submit_stored` after the block (it removes the audio
     itself when it fails). The upload holds one of the server's upload slots
-    (:mod:`cesar_http.slots`) until the block ends, except while it waits for the client.
+    (:mod:`cesar_http.slots`) until the block ends, or until its client turns out slow
+    (then it gives the slot up for good).
     """
     async with state.uploads.slot() as slot:
         content_type = request.headers.get("content-type", "")

@@ -120,7 +120,7 @@ class WhisperTranscriber:
             _check_language(options, multilingual, location.name)
             run = WindowedRun(model, options, stream.start, stream.expected_duration, progress)
             run.on_segments = on_segments
-            opening: Any = None  # the first window, to tell the language if nothing is heard
+            opening: Any = None  # the first block, to tell the language if nothing is heard
             try:
                 for block in stream.blocks(windows.BLOCK_S):
                     opening = block if opening is None else opening

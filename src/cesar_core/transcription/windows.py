@@ -29,12 +29,12 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: :data:`_CUT_SEARCH_S` seconds (see :func:`_clips`).
 BATCH_WINDOW_S = 30.0
 #: Long audio is transcribed this many seconds at a time (see :class:`WindowedRun`), so
-#: memory stays flat: about 400 MiB with tiny.en on 10 and on 30 minutes, against 698 and
-#: 1,762 MiB for one raw call. Each window starts afresh, and on eight recordings of six to
-#: seven minutes 60 s windows made 0.006 more word errors with base than one raw call,
-#: mostly next to the cuts; 600 s windows leave such recordings uncut, transcribed exactly
-#: as one raw call does, and cut longer ones every 10 minutes (bench/windows.py,
-#: docs/performance.md). The models' features are computed a block at a time
+#: memory stays flat: 405 MiB with tiny.en on 10 and on 30 minutes, against 734 and
+#: 1,794 MiB for one raw call (bench/transcribe.py). Each window starts afresh, and on
+#: eight recordings of six to seven minutes 60 s windows made 0.006 more word errors with
+#: base than one raw call, mostly next to the cuts; 600 s windows leave such recordings
+#: uncut, transcribed exactly as one raw call does, and cut longer ones every 10 minutes
+#: (bench/windows.py, docs/performance.md). The models' features are computed a block at a time
 #: (:mod:`.mel`), so a long window costs its samples, not gigabytes of temporaries.
 WINDOW_S = 600.0
 #: The windows of batched decoding and of ``multilingual``, as they were before.
@@ -107,7 +107,6 @@ class WindowedRun:
         #: Blocks fed since the buffer was last joined: joined once a window is full, not
         #: block by block, so a long window's samples are copied once.
         self._incoming: list[npt.NDArray[np.float32]] = []
-        self._held = 0  # samples in _buffer and _incoming
         self._offset = offset
         self._reported = 0.0
         self._detected: tuple[str, float] = ("en", 0.0)
@@ -126,8 +125,7 @@ class WindowedRun:
         if block.size:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
         self._incoming.append(block)
-        self._held += len(block)
-        if self._held < self._window:
+        if len(self._buffer) + sum(len(part) for part in self._incoming) < self._window:
             return
         self._join()
         while len(self._buffer) >= self._window:
@@ -163,7 +161,6 @@ class WindowedRun:
         # A copy of what is left (at most the end of a window), so that the window's
         # samples are freed now, not when the next window is joined.
         self._buffer = self._buffer[length:].copy()
-        self._held = len(self._buffer)
         self._buffer_start += length / SAMPLE_RATE
 
     def _join(self) -> None:
