@@ -226,3 +226,24 @@ def test_followers_small_run(tmp_path: Path, client: str) -> None:
     assert figures["server_exit_codes"] == [0]
     assert figures["cpu_s"]["clients"]["min"] > 0
     assert figures["latency_ms_jobs_while_followed"]["n"] > 0
+
+
+def test_upload_cost_small_run(tmp_path: Path) -> None:
+    """Both sides of a short run answer every upload with a 202 and report a cost."""
+    out = tmp_path / "upload_cost.json"
+    result = bench(
+        "bench/upload_cost.py",
+        "--baseline",
+        "HEAD",
+        "--rounds",
+        "1",
+        "--uploads",
+        "100",
+        "--out",
+        str(out),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = json.loads(out.read_text())["stats"]
+    assert stats["baseline"]["min"] > 0
+    assert stats["here"]["min"] > 0

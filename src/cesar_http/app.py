@@ -34,6 +34,7 @@ from .apidocs import add_docs
 from .errors import cesar_error_response, error_response, status_for, validation_response
 from .metrics import Metrics
 from .runtime import Runtime, require_key
+from .telemetry import fastapi_telemetry
 from .web import add_web
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Offline speech-to-text: submit audio, poll the job, get the transcript.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
         docs_url=None,  # served by add_docs, from files inside the package
         redoc_url=None,
         responses={

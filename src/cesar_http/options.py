@@ -115,10 +115,14 @@ async def job_options(
     }
 
 
+#: The machine's CPUs, read once: ``os.cpu_count()`` reads a file each time.
+CPUS = os.cpu_count() or 1
+
+
 def check_bounds(options: TranscribeOptions, state: Runtime) -> None:
     """Refuse options that would cost the server more than its settings allow."""
     settings = state.settings
-    cpus = settings.max_cpu_threads or os.cpu_count() or 1
+    cpus = settings.max_cpu_threads or CPUS
     for name, value, limit in (
         ("beam_size", options.beam_size, settings.max_beam_size),
         ("batch_size", options.batch_size, settings.max_batch_size),
