@@ -49,3 +49,17 @@ def transcriber(settings: Settings) -> WhisperTranscriber:
 @pytest.fixture
 def data() -> Path:
     return DATA
+
+
+@pytest.fixture
+def packing_ignores_confidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared windows keep every clip whatever the model's confidence in its words.
+
+    For tests of how sharing works (a cancelled or bad job, another store, live segments),
+    not of which clips the model was sure of: tiny.en hears some of the espeak-ng clips with
+    a mean word probability under :data:`~cesar_core.pack_layout.MIN_WORD_PROBABILITY` on
+    some CPUs, and those would run alone.
+    """
+    from cesar_core import pack_layout
+
+    monkeypatch.setattr(pack_layout, "MIN_WORD_PROBABILITY", 0.0)

@@ -247,3 +247,24 @@ def test_upload_cost_small_run(tmp_path: Path) -> None:
     stats = json.loads(out.read_text())["stats"]
     assert stats["baseline"]["min"] > 0
     assert stats["here"]["min"] > 0
+
+
+def test_pack_confidence_small_run(tmp_path: Path) -> None:
+    """24 clips in 4 windows: every limit is reported, and redoing more clips alone never
+    shrinks the count."""
+    out = tmp_path / "confidence.json"
+    result = bench(
+        "bench/pack_confidence.py",
+        "--combinations",
+        "1",
+        "--no-fixture",
+        "--out",
+        str(out),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["clips"] == 24
+    redone = [figures[f"limit {limit}"]["redone"] for limit in (0.0, 0.6, 0.7, 0.8)]
+    assert redone == sorted(redone)
+    assert redone[0] == 0

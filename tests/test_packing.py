@@ -13,7 +13,7 @@ import pytest
 
 from cesar_core import TranscribeOptions, WhisperTranscriber
 from cesar_core.jobs import Job, JobState
-from cesar_core.pack_layout import join, plan, split
+from cesar_core.pack_layout import MIN_WORD_PROBABILITY, LiveSplit, join, plan, split
 from cesar_core.service import JobService
 from cesar_core.transcript import Segment, Transcript, Word
 from cesar_core.transcription.audio import SAMPLE_RATE, load_audio
@@ -108,6 +108,7 @@ def test_a_cancelled_job_in_a_shared_window_ends_cancelled_and_its_neighbours_co
     asyncio.run(scenario())
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_a_job_whose_audio_is_bad_fails_alone(
     tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:
@@ -134,6 +135,7 @@ def test_a_job_whose_audio_is_bad_fails_alone(
     asyncio.run(scenario())
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_short_jobs_share_a_window_on_postgresql(
     empty_postgres: str, tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:
@@ -257,3 +259,49 @@ def test_windows_hold_at_most_30_seconds_and_the_clip_limit() -> None:
     assert plan([5, 5, 5, 5, 5, 5], max_clips=4, gap=1.0) == [[0, 1, 2, 3], [4, 5]]
     assert plan([14, 14, 3], max_clips=8, gap=1.0) == [[0, 1], [2]]
     assert plan([25, 4, 4], max_clips=8, gap=1.0) == [[0, 1], [2]]
+
+
+def test_a_clip_heard_with_little_confidence_runs_alone() -> None:
+    """The clips before it can lead whisper astray on a clip: one whose words the window
+    heard with a mean probability below the limit is transcribed alone, and it is not
+    handed to its followers live either; its neighbours keep their parts."""
+    clips = [load_audio(path) for path in CLIPS[:3]]
+    _, starts = join(clips, 1.0)
+    durations = [len(c) / SAMPLE_RATE for c in clips]
+
+    def said(clip: int, *probabilities: float) -> Segment:
+        words = tuple(
+            Word(
+                start=starts[clip] + 0.1 + 0.3 * n,
+                end=starts[clip] + 0.3 + 0.3 * n,
+                word=f" w{n}",
+                probability=p,
+            )
+            for n, p in enumerate(probabilities)
+        )
+        text = "".join(w.word for w in words).strip()
+        return Segment(id=clip, start=words[0].start, end=words[-1].end, text=text, words=words)
+
+    unsure = MIN_WORD_PROBABILITY - 0.05
+    segments = (said(0, 0.9, 0.8), said(1, 0.9, unsure - 0.2, unsure), said(2, 0.95, 0.7))
+    window = Transcript(
+        text=" ".join(s.text for s in segments),
+        segments=segments,
+        language="en",
+        language_probability=1.0,
+        duration=starts[2] + durations[2],
+        model="tiny.en",
+    )
+    first, second, third = split(window, starts, durations, [OPTIONS] * 3)
+    assert second is None
+    assert first is not None
+    assert first.text == "w0 w1"
+    assert third is not None
+    live = LiveSplit(starts, durations, [OPTIONS] * 3)
+    assert [index for index, _ in live.add(segments)] == [0]  # the second is never handed
+    # Above the limit, the same clip keeps its part.
+    sure = tuple(
+        attrs.evolve(w, probability=MIN_WORD_PROBABILITY + 0.05) for w in segments[1].words
+    )
+    kept = (segments[0], attrs.evolve(segments[1], words=sure), segments[2])
+    assert split(attrs.evolve(window, segments=kept), starts, durations, [OPTIONS] * 3)[1]

@@ -53,6 +53,7 @@ async def _run(
     return worker, done
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_english_and_spanish_jobs_pack_by_the_language_detected_in_each(
     tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:
@@ -109,6 +110,7 @@ def test_without_language_detection_such_jobs_run_alone(
     asyncio.run(scenario())
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_a_job_whose_language_is_unsure_runs_alone(
     tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:
@@ -156,6 +158,7 @@ def detections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return found
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_a_job_alone_after_detection_gets_its_transcript_without_a_second_detection(
     tmp_path: Path, transcriber: WhisperTranscriber, detections: list[int]
 ) -> None:

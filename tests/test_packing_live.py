@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cesar_core import WhisperTranscriber
 from cesar_core.jobs import JobState
 from cesar_core.live import LiveEvent
@@ -58,6 +60,7 @@ async def _follow(service: JobService, job_id: str) -> list[LiveEvent]:
     return [event async for event in await service.follow(job_id)]
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_jobs_sharing_a_window_publish_their_own_segments_live(
     tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:
@@ -67,6 +70,7 @@ def test_jobs_sharing_a_window_publish_their_own_segments_live(
     asyncio.run(_followed_live(tmp_path, transcriber))
 
 
+@pytest.mark.usefixtures("packing_ignores_confidence")
 def test_jobs_sharing_a_window_publish_their_own_segments_live_on_postgresql(
     empty_postgres: str, tmp_path: Path, transcriber: WhisperTranscriber
 ) -> None:

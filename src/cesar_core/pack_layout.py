@@ -5,8 +5,9 @@ Whisper always encodes 30 seconds of audio, so a 5-second clip costs as much enc
 30 seconds of speech. Clips laid end to end with silence between them, at most
 :data:`WINDOW_S` seconds in all, are transcribed in one call; the result, timed word by word,
 is cut back at the silences (:func:`split`). Whatever cannot be cut cleanly (a segment or a
-word that reaches across the silence between two clips) is reported, and those clips are
-transcribed alone: sharing must never change what a job gets back, only how fast.
+word that reaches across the silence between two clips), or was heard with too little
+confidence, is reported, and those clips are transcribed alone: sharing must never make
+what a job gets back worse, only faster.
 
 This module is pure computation on samples and transcripts; :mod:`cesar_core.packing` runs it.
 """
@@ -35,6 +36,12 @@ GAP_S = 1.0
 MAX_SHARED_S = 20.0
 #: Samples quieter than this (-60 dBFS) count as silence (as in the transcriber).
 SILENCE_PEAK = 10 ** (-60 / 20)
+#: A clip whose words the shared window heard with a mean probability below this is
+#: transcribed alone. The clips before it in a window can lead whisper astray on it ("The
+#: train to masterly met I look like tomorrow morning." for "... Boston leaves at nine
+#: o'clock ..."); on 78 clips, 8 fell below 0.7, and alone 6 of those came out better and 1
+#: worse, for a mean clip WER of 0.081 against 0.097 (docs/performance.md).
+MIN_WORD_PROBABILITY = 0.7
 
 Samples = npt.NDArray[np.float32]
 
@@ -145,7 +152,7 @@ def split(
     silence after it. A segment whose words (or, without words, whose start and end) fall
     in two clips' parts, or a word that does, makes both clips None: they are to be
     transcribed alone. So is a clip left with no text, since alone it would have some
-    (silent clips never share).
+    (silent clips never share), and one heard with little confidence (:func:`doubtful`).
     """
     count = len(starts)
     bounds = _bounds(starts, durations)
@@ -164,7 +171,7 @@ def split(
             for number, segment in enumerate(owned[index])
         )
         text = " ".join(segment.text for segment in segments if segment.text)
-        if index in broken or not text:
+        if index in broken or not text or doubtful(owned[index]):
             results.append(None)
             continue
         results.append(
@@ -186,8 +193,8 @@ class LiveSplit:
     in a later clip's part): nothing that comes later can reach back across its silence,
     so its segments are the ones :func:`split` will give it. A clip that a segment
     straddles is never handed anything (it is to be transcribed alone), nor is one left
-    without text; the last clip is settled only by the window's end, when :func:`split`
-    takes over.
+    without text or heard with little confidence (:func:`doubtful`); the last clip is
+    settled only by the window's end, when :func:`split` takes over.
     """
 
     def __init__(
@@ -209,8 +216,9 @@ class LiveSplit:
         for segment in segments:
             owners = _owners(segment, self._bounds)
             for index in range(self._open, min(owners)):
-                text = any(held.text for held in self._held[index])
-                if index not in self._broken and text:
+                held = self._held[index]
+                text = any(part.text for part in held)
+                if index not in self._broken and text and not doubtful(held):
                     settled.append((index, self._moved(index)))
             self._open = max(self._open, min(owners))
             if len(owners) > 1:
@@ -225,6 +233,13 @@ class LiveSplit:
             _moved(segment, number, start, duration, self.options[index])
             for number, segment in enumerate(self._held[index])
         )
+
+
+def doubtful(segments: Sequence[Segment]) -> bool:
+    """Whether the window heard a clip's ``segments`` with too little confidence to keep
+    them: their words' mean probability is below :data:`MIN_WORD_PROBABILITY`."""
+    probabilities = [word.probability for segment in segments for word in segment.words]
+    return bool(probabilities) and sum(probabilities) / len(probabilities) < MIN_WORD_PROBABILITY
 
 
 def _bounds(starts: Sequence[float], durations: Sequence[float]) -> list[float]:
