@@ -9,6 +9,7 @@ real model, real truncated files.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import wave
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ import httpx
 import pytest
 
 from cesar_core.errors import AudioError, NoAudioStreamError
-from cesar_core.transcription.audio import AudioStream, probe_audio
+from cesar_core.transcription.audio import AudioStream
+from cesar_core.transcription.probe import looks_like_audio, probe_audio
 
 from .conftest import DATA
 from .http_helpers import serving, wait_for
@@ -100,6 +102,22 @@ def test_the_probe_reads_headers_only(tmp_path: Path) -> None:
         probe_audio(DATA / "video_only.mp4", "video_only.mp4")
     with pytest.raises(AudioError, match=r"notes\.txt is not an audio or video file"):
         probe_audio(io.BytesIO(b"not audio\n" * 50), "notes.txt")
+
+
+def test_the_look_on_the_event_loop_passes_audio_and_refuses_nothing(api: httpx.Client) -> None:
+    """The start of an upload held in memory is looked at on the event loop: common formats
+    pass there. What does not pass is left to the whole probe in a thread, which accepts an
+    MP4 whose index comes last and refuses the rest as before (see above)."""
+    for name in ("speech_en.opus", "speech_en.wav", "speech_en.mp3", "speech_en.flac"):
+        assert looks_like_audio((DATA / name).read_bytes(), name), name
+    m4a = DATA / "speech_en.m4a"  # 75 kB, held in memory: its index is past the start
+    assert not looks_like_audio(m4a.read_bytes(), m4a.name)
+    probe_audio(io.BytesIO(m4a.read_bytes()), m4a.name)
+    accepted = post(api, m4a)
+    assert accepted.status_code == 202, accepted.text
+    assert not looks_like_audio(os.urandom(1024**2), "noise.mp3")
+    assert not looks_like_audio((DATA / "video_only.mp4").read_bytes(), "video_only.mp4")
+    assert not looks_like_audio(b"", "empty.wav")
 
 
 class CountingReads(io.BytesIO):

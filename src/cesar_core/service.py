@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import io
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from datetime import timedelta
@@ -25,6 +24,7 @@ from .following import Following
 from .housekeeping import prune
 from .ids import check_idempotency_key, check_job_id
 from .jobs import DEFAULT_MAX_ATTEMPTS, Job, JobSource, JobState, NewJob, SourceKind, new_job_id
+from .probing import probe_file, probe_upload
 from .protocols import JobStore, Page, Storage
 from .settings import DEFAULT_INLINE_AUDIO_BYTES, Settings
 from .storage import open_storage
@@ -203,7 +203,7 @@ class JobService(Following):
                 data,
             )
             if check_audio:
-                await asyncio.to_thread(_check_decodable, io.BytesIO(data), filename)
+                await probe_upload(data, filename)
             return stored
         size = await self.storage.save(key, resume(head, chunks), max_bytes=max_bytes)
         stored = StoredAudio(
@@ -218,7 +218,7 @@ class JobService(Following):
         if check_audio:
             try:
                 async with self.storage.local_path(key) as path:
-                    await asyncio.to_thread(_check_decodable, path, filename)
+                    await probe_file(path, filename)
             except BaseException:
                 await self.discard(stored)
                 raise
@@ -389,9 +389,3 @@ class JobService(Following):
         """Delete jobs finished more than ``retention`` ago, and their files (what the
         housekeeping of every node does periodically: :mod:`cesar_core.housekeeping`)."""
         return await prune(self.store, self.storage, retention)
-
-
-def _check_decodable(audio: Path | io.BytesIO, filename: str | None) -> None:
-    from .transcription.audio import probe_audio
-
-    probe_audio(audio, filename)

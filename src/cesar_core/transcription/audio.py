@@ -34,9 +34,6 @@ SAMPLE_RATE = 16_000
 #: Audio shorter than announced by more than this (seconds, or fraction) counts as truncated.
 _TRUNCATION_SLACK_S = 0.5
 _TRUNCATION_SLACK_FRACTION = 0.02
-#: How much a probe reads to find the streams (FFmpeg's ``probesize``: its default, 5 MB,
-#: reads 5 s of a WAV, 20 ms of work). Telling the format is not limited by it.
-_PROBE_BYTES = 4096
 
 
 def describe(source: AudioInput) -> str:
@@ -69,30 +66,6 @@ def probe_duration(
     except (av.error.FFmpegError, OSError, EOFError, UnicodeDecodeError):
         return None
     return clip_length(declared, start or 0.0, end)
-
-
-def probe_audio(source: AudioInput, name: str | None = None) -> None:
-    """Raise the :class:`AudioError` that :class:`AudioStream` would, as far as the file's
-    headers tell: missing, empty, not media, no audio track.
-
-    This is the check an upload meets before its job is accepted. It reads the container's
-    headers and the start of the streams: 1-2 ms for a short clip, against 20-30 ms for the
-    decode near the end that detects truncation (and 20 ms for FFmpeg's default look at a
-    WAV), so a burst of uploads is not held up. A file cut short behind a good header fails
-    its job with ``truncated_audio`` when the worker opens it with :class:`AudioStream`,
-    before any transcription.
-    """
-    at = None if isinstance(source, str | Path) else source.tell()
-    try:
-        AudioStream(source, name=name, check_tail=False, probe_bytes=_PROBE_BYTES).close()
-    except (AudioNotFoundError, EmptyAudioError):
-        raise
-    except AudioError:
-        # A short read can miss a stream that comes later in the file (an MPEG-TS program
-        # table, say): before refusing, look as far as decoding will.
-        if at is not None:
-            source.seek(at)  # type: ignore[union-attr]
-        AudioStream(source, name=name, check_tail=False).close()
 
 
 def _check_path(path: Path) -> None:
