@@ -82,8 +82,11 @@ def test_prompt_and_temperature_reach_the_job(
 
 
 def test_translation_to_english(client: openai.OpenAI) -> None:
+    # A fixed temperature. At 0, OpenAI's and so this API fall back to sampling at higher
+    # temperatures when a decode looks poor, and base's translation of this clip always
+    # does: at 1.0 it came out in Spanish about one run in eight.
     with (DATA / "speech_es.opus").open("rb") as audio:
-        result = client.audio.translations.create(model="base", file=audio)
+        result = client.audio.translations.create(model="base", file=audio, temperature=0.01)
     english = result.text.lower()
     assert "dog" in english or "kitchen" in english, result.text
     assert wer(REFERENCES["speech_es"], result.text) > 0.5  # not the Spanish words
