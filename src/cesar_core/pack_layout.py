@@ -39,8 +39,9 @@ SILENCE_PEAK = 10 ** (-60 / 20)
 #: A clip whose words the shared window heard with a mean probability below this is
 #: transcribed alone. The clips before it in a window can lead whisper astray on it ("The
 #: train to masterly met I look like tomorrow morning." for "... Boston leaves at nine
-#: o'clock ..."); on 78 clips, 8 fell below 0.7, and alone 6 of those came out better and 1
-#: worse, for a mean clip WER of 0.081 against 0.097 (docs/performance.md).
+#: o'clock ..."); on 78 clips, 6 fell below 0.7, and alone 4 of those came out better and 1
+#: worse, for a corpus WER of 0.074 against 0.087 (bench/pack_confidence.py,
+#: docs/performance.md).
 MIN_WORD_PROBABILITY = 0.7
 
 Samples = npt.NDArray[np.float32]

@@ -36,7 +36,7 @@ def probe_audio(source: AudioInput, name: str | None = None) -> None:
     """
     at = None if isinstance(source, str | Path) else source.tell()
     try:
-        AudioStream(source, name=name, check_tail=False, probe_bytes=PROBE_BYTES).close()
+        _headers(source, name)
     except (AudioNotFoundError, EmptyAudioError):
         raise
     except AudioError:
@@ -57,8 +57,13 @@ def looks_like_audio(data: bytes, name: str | None = None) -> bool:
     the work (at most 1.3 ms, for noise), so this may run on an event loop.
     """
     try:
-        head = io.BytesIO(data[:QUICK_PROBE_BYTES])
-        AudioStream(head, name=name, check_tail=False, probe_bytes=PROBE_BYTES).close()
+        _headers(io.BytesIO(data[:QUICK_PROBE_BYTES]), name)
     except Exception:  # whatever the start alone makes of it, the whole file decides
         return False
     return True
+
+
+def _headers(source: AudioInput, name: str | None) -> None:
+    """Open ``source`` as :class:`AudioStream` does, reading no further than
+    :data:`PROBE_BYTES` for its streams, and close it: the short look of both probes."""
+    AudioStream(source, name=name, check_tail=False, probe_bytes=PROBE_BYTES).close()
