@@ -255,6 +255,37 @@ def test_with_a_key_the_page_plays_and_downloads_what_it_fetched(
         browser.close()
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium; .ci/run does)")
+def test_a_refusal_of_a_request_sent_before_the_key_keeps_the_key(tmp_path: Path) -> None:
+    """A request already on its way without the key (the page's first look at a job, or its
+    event stream giving way to polling) is refused after the key is typed in: the refusal
+    must neither forget that key nor ask for it again. Forgetting it sent the page back to
+    the key form after the key had been given, one run in many."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with (
+        serving(tmp_path / "data", CESAR_WORKERS="0", CESAR_API_KEY="s3cret") as url,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        sync_api.expect(page.get_by_label("Key")).to_be_visible()
+        # The same module the page runs (one instance per URL), so the same key store.
+        outcome = page.evaluate(
+            """async () => {
+                const api = await import("./web/api.js");
+                api.apiKey.clear();
+                const early = api.listJobs();  // sent now, without a key
+                api.apiKey.set("s3cret");  // given before the refusal arrives
+                let answer;
+                try { answer = (await early).jobs.length; } catch (error) { answer = error.name; }
+                return { answer, key: api.apiKey.get() };
+            }"""
+        )
+        assert outcome == {"answer": 0, "key": "s3cret"}
+        browser.close()
+
+
 def test_page_and_assets_are_served_without_a_key(tmp_path: Path) -> None:
     """The page holds no data, so it loads without the key and then asks for it; the
     API behind it still refuses requests without the key."""

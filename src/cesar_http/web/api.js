@@ -21,14 +21,19 @@ export const apiKey = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
-function headers(extra = {}) {
-  const key = apiKey.get();
+function headers(key, extra = {}) {
   return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
 }
 
+// A refusal speaks of the key the request carried. When the key was given or changed while
+// the request was on its way (the page's first requests go out before anyone types it), the
+// request is sent again with the new key; the key is forgotten only when it is the one refused.
 export async function request(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: headers(options.headers) });
+  const sent = apiKey.get();
+  const response = await fetch(path, { ...options, headers: headers(sent, options.headers) });
   if (response.status === 401) {
+    const now = apiKey.get();
+    if (now && now !== sent) return request(path, options);
     apiKey.clear();
     throw new NeedKey("An API key is needed.");
   }
