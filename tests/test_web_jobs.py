@@ -104,3 +104,31 @@ def test_the_jobs_are_paged_newest_first_and_the_first_page_is_live(tmp_path: Pa
         assert sizes == [5, 20, 20, 20, 20, 20]
         browser.close()
     assert not failures
+
+
+def test_a_job_whose_event_stream_fails_is_polled_once_at_a_time(tmp_path: Path) -> None:
+    """When a job's event stream fails, the page polls the job instead: one request, then one
+    a second. The browser reports the failure as an event named "error", the name the server
+    also gives a job's failure; taking the one for the other started two polls at once."""
+    with (
+        serving(tmp_path / "data", CESAR_WORKERS="0") as url,
+        httpx.Client(base_url=url) as api,
+        sync_api.sync_playwright() as pw,
+    ):
+        job = _submit(api, "queued.opus")
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        requested, failures = watch(page)
+        page.route(f"{url}/jobs/{job}/events", lambda route: route.abort())
+        page.goto(f"{url}/#/jobs/{job}")
+        sync_api.expect(page.locator("#job-status")).to_have_text("queued")
+        polls = lambda: [u for u in requested if u == f"{url}/jobs/{job}"]  # noqa: E731
+        # The first look at the job, then the first poll after the stream failed.
+        deadline = time.monotonic() + 10
+        while len(polls()) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        # The next poll is a second away: nothing more may come before it.
+        page.wait_for_timeout(500)
+        assert len(polls()) == 2, polls()
+        assert failures == []
+        browser.close()

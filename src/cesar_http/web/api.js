@@ -136,13 +136,16 @@ export function follow(id, { onJob, onSegment, onError }, useEvents) {
     for (const name of ["status", "progress"]) {
       source.addEventListener(name, (event) => onJob(JSON.parse(event.data), true));
     }
-    for (const name of ["completed", "error", "cancelled"]) {
-      source.addEventListener(name, () => { source.close(); source = null; refresh(); });
-    }
-    source.onerror = () => {  // gone or refused: poll instead
-      if (source) { source.close(); source = null; }
+    // The job's end, or the stream's (gone or refused: poll instead). Both arrive as events
+    // named "error" when a job fails or the stream does, so each reaches this twice: once.
+    const end = () => {
+      if (!source) return;
+      source.close();
+      source = null;
       if (!stopped) refresh();
     };
+    for (const name of ["completed", "error", "cancelled"]) source.addEventListener(name, end);
+    source.onerror = end;
   }
   refresh();
   return () => {
