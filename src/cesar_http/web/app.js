@@ -304,6 +304,10 @@ async function start() {
   }
   $("key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    // What was followed without the key stops now, not once the models are listed: its
+    // requests would otherwise carry the new key and show the job a second time.
+    stopFollowing();
+    jobs.stop();
     api.apiKey.set($("key").value.trim());
     $("key").value = "";
     await loadModels();
