@@ -70,14 +70,15 @@ def measure(clip_list: list[tuple[Path, str]]) -> list[dict[str, object]]:
             )
             for index, part in zip(window, parts, strict=True):
                 alone = engine.transcribe(clip_list[index][0], options).text
-                words = [w.probability for s in part.segments for w in s.words] if part else []
                 rows.append(
                     {
                         "clip": clip_list[index][0].name,
                         "reference": clip_list[index][1],
                         "shared": part.text if part else None,  # None: straddled, redone
                         "alone": alone,
-                        "mean_probability": sum(words) / len(words) if words else None,
+                        "mean_probability": (
+                            pack_layout.mean_word_probability(part.segments) if part else None
+                        ),
                     }
                 )
     finally:

@@ -239,8 +239,14 @@ class LiveSplit:
 def doubtful(segments: Sequence[Segment]) -> bool:
     """Whether the window heard a clip's ``segments`` with too little confidence to keep
     them: their words' mean probability is below :data:`MIN_WORD_PROBABILITY`."""
+    mean = mean_word_probability(segments)
+    return mean is not None and mean < MIN_WORD_PROBABILITY
+
+
+def mean_word_probability(segments: Sequence[Segment]) -> float | None:
+    """The mean probability of the words in ``segments``; None where they have no words."""
     probabilities = [word.probability for segment in segments for word in segment.words]
-    return bool(probabilities) and sum(probabilities) / len(probabilities) < MIN_WORD_PROBABILITY
+    return sum(probabilities) / len(probabilities) if probabilities else None
 
 
 def _bounds(starts: Sequence[float], durations: Sequence[float]) -> list[float]:
