@@ -122,7 +122,10 @@ def test_a_job_whose_event_stream_fails_is_polled_once_at_a_time(tmp_path: Path)
         page.route(f"{url}/jobs/{job}/events", lambda route: route.abort())
         page.goto(f"{url}/#/jobs/{job}")
         sync_api.expect(page.locator("#job-status")).to_have_text("queued")
-        polls = lambda: [u for u in requested if u == f"{url}/jobs/{job}"]  # noqa: E731
+
+        def polls() -> list[str]:
+            return [u for u in requested if u == f"{url}/jobs/{job}"]
+
         # The first look at the job, then the first poll after the stream failed.
         deadline = time.monotonic() + 10
         while len(polls()) < 2 and time.monotonic() < deadline:

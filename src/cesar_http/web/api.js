@@ -136,8 +136,9 @@ export function follow(id, { onJob, onSegment, onError }, useEvents) {
     for (const name of ["status", "progress"]) {
       source.addEventListener(name, (event) => onJob(JSON.parse(event.data), true));
     }
-    // The job's end, or the stream's (gone or refused: poll instead). Both arrive as events
-    // named "error" when a job fails or the stream does, so each reaches this twice: once.
+    // The job's end, or the stream's: an event named "error" is both a job's failure and
+    // the stream's own (gone or refused). Either way the job is read again, and polled while
+    // it is unfinished.
     const end = () => {
       if (!source) return;
       source.close();
@@ -145,7 +146,6 @@ export function follow(id, { onJob, onSegment, onError }, useEvents) {
       if (!stopped) refresh();
     };
     for (const name of ["completed", "error", "cancelled"]) source.addEventListener(name, end);
-    source.onerror = end;
   }
   refresh();
   return () => {

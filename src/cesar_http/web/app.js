@@ -269,9 +269,15 @@ function openJob(id) {
 
 // ---- wiring --------------------------------------------------------------------------
 
-async function route() {
+// Stop following a job and the list of jobs: on a new route, and when the key is given
+// (what was followed without it would otherwise go on with it, and show the job twice).
+function stopWatching() {
   stopFollowing();
   jobs.stop();
+}
+
+async function route() {
+  stopWatching();
   const match = location.hash.match(/^#\/jobs\/([\w-]+)$/);
   if (match) return openJob(match[1]);
   show("home");
@@ -304,10 +310,7 @@ async function start() {
   }
   $("key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    // What was followed without the key stops now, not once the models are listed: its
-    // requests would otherwise carry the new key and show the job a second time.
-    stopFollowing();
-    jobs.stop();
+    stopWatching();  // now, not once the models are listed
     api.apiKey.set($("key").value.trim());
     $("key").value = "";
     await loadModels();
