@@ -28,7 +28,7 @@ def probe_audio(source: AudioInput, name: str | None = None) -> None:
     headers tell: missing, empty, not media, no audio track.
 
     This is the check an upload meets before its job is accepted. It reads the container's
-    headers and the start of the streams: 1-2 ms for a short clip, against 20-30 ms for the
+    headers and the start of the streams: 0.15 ms for a short clip, against 20-30 ms for the
     decode near the end that detects truncation (and 20 ms for FFmpeg's default look at a
     WAV), so a burst of uploads is not held up. A file cut short behind a good header fails
     its job with ``truncated_audio`` when the worker opens it with :class:`AudioStream`,
